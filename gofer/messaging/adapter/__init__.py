@@ -1,0 +1,1 @@
+"""Adapters: one package per AMQP driver behind one small contract (see ``contract``)."""

@@ -1,0 +1,336 @@
+"""An AMQP 0-9-1 connection on py-amqp, shareable between threads.
+
+Threading rule: one :class:`AmqpConnection` may be used from any number of
+threads. py-amqp itself is not thread-safe, so every use of the underlying
+connection happens under one lock. A background I/O thread waits for the
+socket to become readable *without* the lock, then takes it briefly to read
+what arrived: deliveries go to their reader's buffer, heartbeats are sent and
+checked even when nobody else uses the connection. A blocking operation
+(a declare, a publish waiting for its confirm) holds the lock for one broker
+round trip.
+
+py-amqp silently re-opens a channel the broker closed with an error, and the
+channel's consumers are gone. This adapter never uses a revived channel: a
+closed channel is retired, its owner sees the error, and a new channel is
+opened on the next use (readers subscribe again).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import select
+import ssl
+import threading
+import weakref
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import amqp
+from amqp import spec
+from amqp.exceptions import error_for_code
+
+from gofer.errors import ConnectionLostError, MessagingError, NotFoundError
+from gofer.messaging.adapter.amqp.errors import is_connection_failure, translate
+from gofer.messaging.adapter.amqp.reader import AmqpReader
+from gofer.messaging.adapter.model import Address, Broker, Exchange, Queue
+
+log = logging.getLogger(__name__)
+
+# Most frames handled in one turn of the I/O thread before others get the lock.
+_DRAIN_BATCH = 64
+# Longest wait of the I/O thread when heartbeats are off (to notice close()).
+_IDLE_TICK = 5.0
+# Seconds one broker round trip may take before the connection counts as lost.
+_MIN_OPERATION_TIMEOUT = 15.0
+
+
+class _Channel(amqp.Channel):  # type: ignore[misc]
+    """A py-amqp channel that retires, instead of reviving, when the broker closes it."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.failure: MessagingError | None = None
+        self.on_failure: Callable[[], None] | None = None
+        self.returned: list[str] = []
+        self.events["basic_return"].add(self._on_returned)
+
+    def _on_close(self, reply_code: int, reply_text: str, class_id: int, method_id: int) -> None:
+        self.send_method(spec.Channel.CloseOk)
+        exc = error_for_code(reply_code, reply_text, (class_id, method_id), amqp.ChannelError)
+        self.failure = translate(exc)
+        connection = self.connection
+        self.collect()
+        if self.on_failure is not None:
+            self.on_failure()
+        # Raise only into the thread working on this very channel; a thread
+        # that happened to be reading the socket for another channel must not
+        # see somebody else's error (the owner finds ``failure`` instead).
+        if connection is not None and getattr(connection, "gofer_active", None) is self:
+            raise exc
+
+    def _on_returned(self, exc: Exception, exchange: str, routing_key: str, message: Any) -> None:
+        self.returned.append(f"{exchange or '(default)'}/{routing_key}: {exc}")
+
+
+class _Driver(amqp.Connection):  # type: ignore[misc]
+    Channel = _Channel
+    gofer_active: _Channel | None = None
+
+
+class AmqpConnection:
+    """One AMQP 0-9-1 connection; see the module docstring for the threading rule."""
+
+    def __init__(self, broker: Broker) -> None:
+        """Open the connection.
+
+        Raises:
+            ConnectError, AuthenticationError, TLSError: see the contract.
+        """
+        self.broker = broker
+        heartbeat = broker.heartbeat or 0
+        self._operation_timeout = max(_MIN_OPERATION_TIMEOUT, broker.connect_timeout, 2 * heartbeat)
+        self._lock = threading.RLock()
+        self._closed = False
+        self._lost: ConnectionLostError | None = None
+        self._control: _Channel | None = None
+        self._readers: weakref.WeakSet[AmqpReader] = weakref.WeakSet()
+        self._driver = self._open(broker)
+        self._tick = max(0.2, heartbeat / 4) if heartbeat else _IDLE_TICK
+        self._io = threading.Thread(target=self._pump, name=f"gofer-amqp {broker}", daemon=True)
+        self._io.start()
+
+    def _open(self, broker: Broker) -> _Driver:
+        url = broker.url
+        host = f"[{url.host}]" if ":" in url.host else url.host
+        driver = _Driver(
+            host=f"{host}:{url.port}",
+            userid=url.userid if url.userid is not None else "guest",
+            password=url.password if url.password is not None else "guest",
+            virtual_host=url.virtual_host or "/",
+            heartbeat=int(broker.heartbeat or 0),
+            connect_timeout=broker.connect_timeout,
+            read_timeout=self._operation_timeout,
+            write_timeout=self._operation_timeout,
+            ssl=_ssl_options(broker) if url.tls else False,
+            confirm_publish=True,
+        )
+        try:
+            driver.connect()
+        except Exception as exc:
+            with contextlib.suppress(Exception):
+                driver.collect()
+            raise translate(exc, connecting=True) from exc
+        log.debug("connected to %s", broker)
+        return driver
+
+    # -- the contract -------------------------------------------------------
+
+    @property
+    def is_open(self) -> bool:
+        return not self._closed and self._lost is None
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            try:
+                if self._lost is None:
+                    self._driver.close()
+            except Exception as exc:  # noqa: BLE001 - closing must not fail the caller
+                log.debug("closing %s: %s", self.broker, exc)
+            finally:
+                with contextlib.suppress(Exception):
+                    self._driver.collect()
+        self._wake_readers()
+        if threading.current_thread() is not self._io:
+            self._io.join(self._tick + 1)
+
+    def send(
+        self, address: str, body: bytes, *, ttl: float | None = None, durable: bool = True
+    ) -> None:
+        target = Address.parse(address)
+        properties: dict[str, Any] = {"delivery_mode": 2 if durable else 1}
+        if ttl is not None:
+            # py-amqp wants milliseconds as a string (an int fails inside it).
+            properties["expiration"] = str(max(0, int(ttl * 1000)))
+        message = amqp.Message(body, **properties)
+        with self.using(self._control_channel) as channel:
+            channel.returned.clear()
+            channel.basic_publish(
+                message,
+                exchange=target.exchange,
+                routing_key=target.routing_key,
+                mandatory=True,
+                confirm_timeout=self._operation_timeout,
+            )
+            # The broker returns an unroutable mandatory message before it
+            # confirms it, so the return (if any) is here by now.
+            if channel.returned:
+                raise NotFoundError(
+                    f"no queue took the message sent to {target}: {channel.returned[0]}"
+                )
+
+    def reader(self, queue: str, *, prefetch: int = 1) -> AmqpReader:
+        reader = AmqpReader(self, queue, prefetch)
+        self._readers.add(reader)
+        return reader
+
+    def declare_queue(self, queue: Queue) -> None:
+        arguments = {}
+        if queue.expiration is not None:
+            arguments["x-expires"] = max(1, int(queue.expiration * 1000))
+        with self.using(self._control_channel) as channel:
+            channel.queue_declare(
+                queue.name,
+                durable=queue.durable,
+                exclusive=queue.exclusive,
+                auto_delete=queue.auto_delete,
+                arguments=arguments or None,
+            )
+
+    def delete_queue(self, name: str) -> None:
+        with contextlib.suppress(NotFoundError), self.using(self._control_channel) as channel:
+            channel.queue_delete(name)
+
+    def purge_queue(self, name: str) -> int:
+        with self.using(self._control_channel) as channel:
+            return int(channel.queue_purge(name) or 0)
+
+    def queue_exists(self, name: str) -> bool:
+        try:
+            with self.using(self._control_channel) as channel:
+                channel.queue_declare(name, passive=True)
+        except NotFoundError:
+            return False
+        return True
+
+    def declare_exchange(self, exchange: Exchange) -> None:
+        with self.using(self._control_channel) as channel:
+            channel.exchange_declare(
+                exchange.name,
+                exchange.type,
+                durable=exchange.durable,
+                auto_delete=exchange.auto_delete,
+            )
+
+    def delete_exchange(self, name: str) -> None:
+        with contextlib.suppress(NotFoundError), self.using(self._control_channel) as channel:
+            channel.exchange_delete(name)
+
+    def bind(self, queue: str, exchange: str, routing_key: str) -> None:
+        with self.using(self._control_channel) as channel:
+            channel.queue_bind(queue, exchange, routing_key)
+
+    def unbind(self, queue: str, exchange: str, routing_key: str) -> None:
+        with self.using(self._control_channel) as channel:
+            channel.queue_unbind(queue, exchange, routing_key)
+
+    # -- shared machinery ---------------------------------------------------
+
+    @contextlib.contextmanager
+    def using(self, channel_of: Callable[[], _Channel]) -> Iterator[_Channel]:
+        """Hold the lock and work on a channel; driver errors come out translated.
+
+        A channel error retires the channel (its owner opens another); a
+        connection error marks the whole connection lost.
+        """
+        with self._lock:
+            self._check()
+            channel: _Channel | None = None
+            try:
+                channel = channel_of()
+                self._driver.gofer_active = channel
+                yield channel
+            except MessagingError:
+                raise
+            except Exception as exc:
+                error = channel.failure if channel is not None and channel.failure else None
+                error = error or translate(exc)
+                if is_connection_failure(error):
+                    self._mark_lost(error)
+                    raise self._lost from exc  # type: ignore[misc]
+                raise error from exc
+            finally:
+                self._driver.gofer_active = None
+
+    def new_channel(self) -> _Channel:
+        """Open a channel (call it inside :meth:`using`)."""
+        channel: _Channel = self._driver.channel()
+        return channel
+
+    def _control_channel(self) -> _Channel:
+        """The channel for publishing (in confirm mode) and declarations."""
+        channel = self._control
+        if channel is None or not channel.is_open or channel.failure is not None:
+            channel = self._control = self.new_channel()
+        return channel
+
+    def _check(self) -> None:
+        if self._lost is not None:
+            raise self._lost
+        if self._closed:
+            raise ConnectionLostError(f"connection to {self.broker} is closed")
+
+    def _mark_lost(self, error: MessagingError) -> None:
+        if self._lost is None:
+            self._lost = (
+                error
+                if isinstance(error, ConnectionLostError)
+                else ConnectionLostError(f"connection to {self.broker} lost: {error}")
+            )
+            log.warning("%s", self._lost)
+            with contextlib.suppress(Exception):
+                self._driver.collect()
+        self._wake_readers()
+
+    def _wake_readers(self) -> None:
+        for reader in list(self._readers):
+            reader.wake()
+
+    # -- the I/O thread -----------------------------------------------------
+
+    def _pump(self) -> None:
+        """Read the socket while nobody else does; keep heartbeats both ways."""
+        more = False
+        while self.is_open:
+            sock = getattr(self._driver.transport, "sock", None)
+            if sock is None:
+                break
+            if not more:
+                # A socket closed under us raises here; the checks below notice.
+                with contextlib.suppress(OSError, ValueError):
+                    select.select([sock], [], [], self._tick)
+            with self._lock:
+                if not self.is_open:
+                    break
+                try:
+                    more = self._drain()
+                    self._driver.heartbeat_tick()
+                except Exception as exc:  # noqa: BLE001 - every failure ends the connection
+                    self._mark_lost(translate(exc))
+
+    def _drain(self) -> bool:
+        """Handle the frames already here; True when the batch limit stopped us."""
+        for _ in range(_DRAIN_BATCH):
+            try:
+                self._driver.drain_events(timeout=0)
+            except TimeoutError:
+                return False
+            except amqp.ChannelError:
+                continue  # recorded on its channel by _Channel._on_close
+        return True
+
+
+def _ssl_options(broker: Broker) -> dict[str, Any]:
+    tls = broker.tls
+    options: dict[str, Any] = {"cert_reqs": ssl.CERT_REQUIRED}
+    if tls.cacert:
+        options["ca_certs"] = tls.cacert
+    if tls.clientcert:
+        options["certfile"] = tls.clientcert
+        options["keyfile"] = tls.clientkey
+    if tls.host_validation:
+        options["server_hostname"] = broker.url.host
+    return options

@@ -1,0 +1,139 @@
+"""Consuming one queue over an AMQP 0-9-1 channel of a shared connection."""
+
+from __future__ import annotations
+
+import logging
+import queue as queues
+import time
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from gofer.errors import MessagingError, NotFoundError
+from gofer.messaging.adapter.model import Delivery
+
+if TYPE_CHECKING:
+    from gofer.messaging.adapter.amqp.connection import AmqpConnection, _Channel
+
+log = logging.getLogger(__name__)
+
+_WAKE = object()
+
+
+class _Tag(NamedTuple):
+    channel: _Channel
+    delivery_tag: int
+
+
+class AmqpReader:
+    """A consumer with ``prefetch`` unacknowledged messages at most.
+
+    Deliveries arrive through the connection's I/O thread into a local buffer,
+    which never holds more than ``prefetch`` messages because the broker sends
+    no more. When the broker closes the channel or cancels the consumer, the
+    buffered messages are dropped (the broker requeues them) and the next
+    :meth:`get` subscribes again on a new channel, raising
+    :class:`~gofer.errors.NotFoundError` if the queue is gone.
+    """
+
+    def __init__(self, connection: AmqpConnection, queue: str, prefetch: int) -> None:
+        self._connection = connection
+        self.queue = queue
+        self.prefetch = max(1, prefetch)
+        self._buffer: queues.SimpleQueue[Any] = queues.SimpleQueue()
+        self._channel: _Channel | None = None
+        self._failure: MessagingError | None = None
+        self._closed = False
+        self._subscribe()
+
+    def _subscribe(self) -> None:
+        self._buffer = queues.SimpleQueue()
+        self._failure = None
+        with self._connection.using(self._connection.new_channel) as channel:
+            channel.on_failure = self.wake
+            channel.basic_qos(0, self.prefetch, False)
+            channel.basic_consume(self.queue, callback=self._buffer.put, on_cancel=self._cancelled)
+            self._channel = channel
+
+    def _cancelled(self, consumer_tag: str) -> None:
+        self._failure = NotFoundError(
+            f"the broker cancelled the consumer of {self.queue!r} (queue deleted?)"
+        )
+        self.wake()
+
+    def wake(self) -> None:
+        """Wake a blocked :meth:`get` so that it looks at the state again."""
+        self._buffer.put(_WAKE)
+
+    def get(self, timeout: float | None = None) -> Delivery | None:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            self._recover()
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                item = self._buffer.get(timeout=remaining)
+            except queues.Empty:
+                return None
+            if item is _WAKE:
+                if deadline is not None and time.monotonic() >= deadline:
+                    self._recover()
+                    return None
+                continue
+            body = item.body
+            if isinstance(body, str):
+                body = body.encode(getattr(item, "content_encoding", None) or "utf-8")
+            info = item.delivery_info
+            return Delivery(
+                body=bytes(body),
+                tag=_Tag(item.channel, info["delivery_tag"]),
+                redelivered=bool(info.get("redelivered")),
+            )
+
+    def _recover(self) -> None:
+        """Raise if the connection is gone; subscribe again after a channel failure."""
+        if self._closed:
+            raise MessagingError(f"reader of {self.queue!r} is closed")
+        self._connection._check()
+        channel = self._channel
+        failure = self._failure or (channel.failure if channel is not None else None)
+        if failure is None and channel is not None and channel.is_open:
+            return
+        log.info("reader of %r: channel gone (%s); subscribing again", self.queue, failure)
+        self._channel = None
+        self._subscribe()
+
+    def ack(self, delivery: Delivery) -> None:
+        self._settle(delivery, "ack")
+
+    def reject(self, delivery: Delivery, requeue: bool = False) -> None:
+        self._settle(delivery, "reject", requeue)
+
+    def _settle(self, delivery: Delivery, how: str, requeue: bool = False) -> None:
+        if not isinstance(delivery.tag, _Tag):
+            raise MessagingError(f"not a delivery of the reader of {self.queue!r}")
+        channel, tag = delivery.tag
+        if channel is not self._channel or channel.failure is not None or not channel.is_open:
+            # The channel it came on is gone: the broker has put it back already.
+            log.warning(
+                "cannot %s message %s of %r: its channel is gone; the broker redelivers it",
+                how,
+                tag,
+                self.queue,
+            )
+            return
+        with self._connection.using(lambda: channel):
+            if how == "ack":
+                channel.basic_ack(tag)
+            else:
+                channel.basic_reject(tag, requeue=requeue)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        channel, self._channel = self._channel, None
+        if channel is None or not channel.is_open or not self._connection.is_open:
+            return
+        try:
+            with self._connection.using(lambda: channel):
+                channel.close()
+        except MessagingError as exc:
+            log.debug("closing reader of %r: %s", self.queue, exc)

@@ -1,0 +1,139 @@
+"""Plain values shared by every adapter: broker settings, queue and exchange specs, deliveries."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal
+
+from gofer.errors import MessagingError
+from gofer.messaging.url import Url
+
+ExchangeType = Literal["direct", "topic", "fanout"]
+
+
+@dataclasses.dataclass(frozen=True)
+class TLS:
+    """TLS settings for a broker connection.
+
+    Host-name checking is on unless turned off; the broker's certificate is
+    always verified (against ``cacert``, or the system's CAs without one).
+
+    Attributes:
+        cacert: PEM file of the CA(s) that signed the broker's certificate.
+        clientcert: PEM file of our certificate (it may hold the key too).
+        clientkey: PEM file of our private key.
+        host_validation: check that the certificate names the host we dialled.
+    """
+
+    cacert: str | None = None
+    clientcert: str | None = None
+    clientkey: str | None = None
+    host_validation: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
+class Broker:
+    """Everything needed to open a connection to one broker.
+
+    Attributes:
+        url: the parsed broker URL.
+        tls: TLS settings, used when the URL's scheme asks for TLS.
+        heartbeat: seconds between heartbeats; 0 or None turns them off.
+        connect_timeout: seconds allowed for the TCP connect, TLS and the
+            protocol handshake together.
+    """
+
+    url: Url
+    tls: TLS = TLS()
+    heartbeat: float | None = 10.0
+    connect_timeout: float = 10.0
+
+    @classmethod
+    def of(cls, url: str | Url, **settings: object) -> Broker:
+        """Build settings from a URL string (or ``Url``) and keyword settings."""
+        parsed = url if isinstance(url, Url) else Url.parse(url)
+        return cls(url=parsed, **settings)  # type: ignore[arg-type]
+
+    def __str__(self) -> str:
+        return str(self.url)
+
+
+@dataclasses.dataclass(frozen=True)
+class Queue:
+    """A queue to declare.
+
+    Attributes:
+        name: the queue name.
+        durable: survives a broker restart.
+        auto_delete: deleted by the broker when its last consumer goes.
+        exclusive: usable only by the declaring connection, deleted with it.
+        expiration: seconds the queue may stay unused before the broker
+            deletes it (AMQP ``x-expires``); None keeps it.
+    """
+
+    name: str
+    durable: bool = True
+    auto_delete: bool = False
+    exclusive: bool = False
+    expiration: float | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Exchange:
+    """An exchange to declare.
+
+    Attributes:
+        name: the exchange name.
+        type: ``direct``, ``topic`` or ``fanout``.
+        durable: survives a broker restart.
+        auto_delete: deleted by the broker when its last binding goes.
+    """
+
+    name: str
+    type: ExchangeType = "direct"
+    durable: bool = True
+    auto_delete: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class Delivery:
+    """A message taken from a queue, to be acknowledged or rejected by its reader.
+
+    Attributes:
+        body: the message content.
+        tag: the adapter's handle for ack/reject; opaque to everyone else.
+        redelivered: the broker has delivered this message before.
+    """
+
+    body: bytes
+    tag: object = dataclasses.field(repr=False)
+    redelivered: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class Address:
+    """Where a message goes: ``queue`` or ``exchange/queue``.
+
+    ``queue`` publishes through the default exchange with routing key
+    ``queue``; ``exchange/queue`` publishes to ``exchange`` with that key.
+    """
+
+    exchange: str
+    routing_key: str
+
+    @classmethod
+    def parse(cls, text: str) -> Address:
+        """Split an address; an empty routing key or a second slash is an error.
+
+        Raises:
+            MessagingError: the address is empty or malformed.
+        """
+        if not isinstance(text, str) or not text:
+            raise MessagingError(f"bad address: {text!r}")
+        exchange, _, key = text.rpartition("/")
+        if not key or "/" in exchange:
+            raise MessagingError(f"bad address {text!r}: expected 'queue' or 'exchange/queue'")
+        return cls(exchange, key)
+
+    def __str__(self) -> str:
+        return f"{self.exchange}/{self.routing_key}" if self.exchange else self.routing_key

@@ -1,0 +1,105 @@
+"""One retry loop for the whole project: jittered exponential back-off on recoverable errors."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import random
+import time
+from collections.abc import Callable, Iterator
+from typing import TypeVar
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+@dataclasses.dataclass(frozen=True)
+class Backoff:
+    """How long to wait between attempts, and when to give up.
+
+    The n-th delay is drawn from ``[b/2, b]`` where ``b = min(initial * factor**n,
+    maximum)``: exponential, capped, and jittered so that ten thousand agents
+    that lost the same broker do not come back in step.
+
+    Attributes:
+        initial: the first delay's upper bound, in seconds.
+        maximum: the cap on any delay.
+        factor: growth per attempt.
+        limit: give up once this many seconds have passed since the first
+            failure; None retries for ever.
+        attempts: give up after this many retries; None for no count.
+    """
+
+    initial: float = 0.5
+    maximum: float = 30.0
+    factor: float = 2.0
+    limit: float | None = None
+    attempts: int | None = None
+
+    def delays(self, rng: random.Random | None = None) -> Iterator[float]:
+        """The delays, in order, as long as ``attempts`` allows."""
+        draw = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+        count = 0
+        bound = self.initial
+        while self.attempts is None or count < self.attempts:
+            yield draw.uniform(bound / 2, bound)
+            count += 1
+            bound = min(bound * self.factor, self.maximum)
+
+
+def retry(
+    operation: Callable[[], T],
+    recoverable: tuple[type[BaseException], ...],
+    backoff: Backoff,
+    *,
+    what: str = "operation",
+    before_retry: Callable[[], None] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> T:
+    """Run ``operation`` until it succeeds, retrying on ``recoverable`` errors.
+
+    Args:
+        operation: what to run.
+        recoverable: the exceptions worth another try; anything else goes
+            straight through.
+        backoff: delays and bounds.
+        what: named in the log lines.
+        before_retry: called after each wait, before the next attempt (for
+            example to reconnect); its recoverable errors count as failures.
+        sleep: waits (tests pass a fake).
+        clock: monotonic seconds (tests pass a fake).
+
+    Returns:
+        The operation's result.
+
+    Raises:
+        The last recoverable error once the back-off's bounds are reached.
+    """
+    delays = backoff.delays()
+    started: float | None = None
+    step = operation
+    while True:
+        try:
+            return step()
+        except recoverable as exc:
+            now = clock()
+            started = now if started is None else started
+            delay = next(delays, None)
+            if delay is None or (
+                backoff.limit is not None and now + delay - started > backoff.limit
+            ):
+                log.error("%s failed, giving up: %s", what, exc)
+                raise
+            log.warning("%s failed (%s); retrying in %.1fs", what, exc, delay)
+            sleep(delay)
+            step = operation if before_retry is None else _chain(before_retry, operation)
+
+
+def _chain(first: Callable[[], None], then: Callable[[], T]) -> Callable[[], T]:
+    def run() -> T:
+        first()
+        return then()
+
+    return run

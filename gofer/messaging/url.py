@@ -1,0 +1,121 @@
+"""The broker URL: ``[adapter+]scheme://[user:password@]host[:port][/virtual-host]``."""
+
+from __future__ import annotations
+
+import dataclasses
+from urllib.parse import unquote, urlsplit
+
+from gofer.errors import InvalidURLError
+
+PLAIN_SCHEMES = frozenset({"amqp", "tcp"})
+TLS_SCHEMES = frozenset({"amqps", "ssl"})
+DEFAULT_PORTS = {False: 5672, True: 5671}
+
+
+@dataclasses.dataclass(frozen=True)
+class Url:
+    """A parsed broker URL.
+
+    The password is kept but never shown: ``str()`` and ``repr()`` mask it, so a
+    ``Url`` can go into any log line. ``secret()`` gives the full text back for
+    the rare place that must pass it on.
+
+    Example::
+
+        >>> url = Url.parse("proton+amqps://gofer:s3cret@broker.example.com/prod")
+        >>> (url.adapter, url.host, url.port, url.tls, url.virtual_host)
+        ('proton', 'broker.example.com', 5671, True, 'prod')
+        >>> str(url)
+        'proton+amqps://gofer:***@broker.example.com:5671/prod'
+    """
+
+    scheme: str
+    host: str
+    port: int
+    adapter: str | None = None
+    userid: str | None = None
+    password: str | None = dataclasses.field(default=None, repr=False)
+    virtual_host: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> Url:
+        """Parse a broker URL.
+
+        Args:
+            text: the URL; the adapter prefix, credentials, port and virtual
+                host are optional.
+
+        Returns:
+            The parsed URL; the port defaults by scheme (5672 plain, 5671 TLS).
+
+        Raises:
+            InvalidURLError: the text is not a broker URL of a known scheme.
+        """
+        if not isinstance(text, str) or "://" not in text:
+            raise InvalidURLError(f"not a broker URL: {_masked_text(text)!r}")
+        head, rest = text.split("://", 1)
+        adapter, _, scheme = head.rpartition("+")
+        scheme = scheme.lower()
+        if scheme not in PLAIN_SCHEMES | TLS_SCHEMES:
+            raise InvalidURLError(
+                f"unknown scheme {scheme!r} in {_masked_text(text)!r}: "
+                f"expected one of {', '.join(sorted(PLAIN_SCHEMES | TLS_SCHEMES))}"
+            )
+        try:
+            parts = urlsplit(f"{scheme}://{rest}")
+            port = parts.port
+        except ValueError as exc:
+            raise InvalidURLError(f"bad broker URL {_masked_text(text)!r}: {exc}") from exc
+        if not parts.hostname:
+            raise InvalidURLError(f"no host in broker URL {_masked_text(text)!r}")
+        if parts.query or parts.fragment:
+            raise InvalidURLError(f"unexpected query or fragment in {_masked_text(text)!r}")
+        tls = scheme in TLS_SCHEMES
+        path = parts.path[1:] if parts.path.startswith("/") else parts.path
+        return cls(
+            scheme=scheme,
+            host=parts.hostname,
+            port=port if port is not None else DEFAULT_PORTS[tls],
+            adapter=adapter or None,
+            userid=unquote(parts.username) if parts.username is not None else None,
+            password=unquote(parts.password) if parts.password is not None else None,
+            virtual_host=unquote(path) if path else None,
+        )
+
+    @property
+    def tls(self) -> bool:
+        """True when the scheme asks for TLS (``amqps`` or ``ssl``)."""
+        return self.scheme in TLS_SCHEMES
+
+    def _format(self, password: str | None) -> str:
+        prefix = f"{self.adapter}+" if self.adapter else ""
+        auth = ""
+        if self.userid is not None:
+            auth = self.userid if password is None else f"{self.userid}:{password}"
+            auth += "@"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        vhost = f"/{self.virtual_host}" if self.virtual_host else ""
+        return f"{prefix}{self.scheme}://{auth}{host}:{self.port}{vhost}"
+
+    def __str__(self) -> str:
+        return self._format(None if self.password is None else "***")
+
+    def secret(self) -> str:
+        """The URL with its password, for passing on; never log this."""
+        return self._format(self.password)
+
+    def without_adapter(self) -> Url:
+        """The same URL without the adapter prefix."""
+        return dataclasses.replace(self, adapter=None)
+
+
+def _masked_text(text: object) -> str:
+    """Mask the password of an unparsed URL for an error message."""
+    value = str(text)
+    if "://" in value and "@" in value:
+        head, rest = value.split("://", 1)
+        auth, _, tail = rest.rpartition("@")
+        if ":" in auth:
+            auth = auth.split(":", 1)[0] + ":***"
+        return f"{head}://{auth}@{tail}"
+    return value

@@ -1,0 +1,81 @@
+"""The brokers the suite talks to: the one place where their addresses come from.
+
+Each broker has an environment variable holding its URL; the defaults are
+the test brokers that ``scripts/rabbitmq`` and ``scripts/broker-j`` start.
+Point the suite at your own broker by setting the variable, or turn one off
+by setting it to ``off``:
+
+    GOFER_TEST_RABBITMQ=amqp://me:secret@mq.example.com:5672/test
+    GOFER_TEST_BROKERJ=off
+
+Tests that restart a broker or drop its connections run the control script
+named by ``GOFER_TEST_<NAME>_CONTROL`` (default: the project's script), and
+skip when it is set to ``off``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket
+import subprocess
+from pathlib import Path
+
+from gofer.messaging.url import Url
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclasses.dataclass(frozen=True)
+class TestBroker:
+    """A broker under test and what it can do."""
+
+    __test__ = False  # not a test class, despite the name
+
+    name: str
+    url: str
+    control: str | None
+    #: Messages survive a restart (Broker-J here runs in memory: they do not).
+    persistent: bool
+
+    @property
+    def parsed(self) -> Url:
+        return Url.parse(self.url)
+
+    def reachable(self, timeout: float = 2.0) -> bool:
+        url = self.parsed
+        try:
+            with socket.create_connection((url.host, url.port), timeout=timeout):
+                return True
+        except OSError:
+            return False
+
+    def run(self, command: str, timeout: float = 180) -> None:
+        """Run a control command (``restart``, ``drop-connections``, ...)."""
+        if self.control is None:
+            raise RuntimeError(f"no control script for {self.name}")
+        subprocess.run([self.control, command], check=True, timeout=timeout)  # noqa: S603
+
+
+def _broker(name: str, default_url: str, script: str, persistent: bool) -> TestBroker | None:
+    key = f"GOFER_TEST_{name.upper()}"
+    url = os.environ.get(key, default_url)
+    if url.lower() == "off":
+        return None
+    control = os.environ.get(f"{key}_CONTROL", str(ROOT / "scripts" / script))
+    return TestBroker(name, url, None if control.lower() == "off" else control, persistent)
+
+
+def brokers() -> list[TestBroker]:
+    """The configured brokers, in a stable order."""
+    found = [
+        _broker("rabbitmq", "amqp://guest:guest@localhost:5672", "rabbitmq", True),
+        _broker("brokerj", "amqp://gofer:gofer@localhost:5673", "broker-j", False),
+    ]
+    return [b for b in found if b is not None]
+
+
+def required() -> bool:
+    """True when a broker test may not skip (CI, or GOFER_REQUIRE_BROKERS=1)."""
+    flag = os.environ.get("GOFER_REQUIRE_BROKERS") or os.environ.get("CI") or ""
+    return flag.lower() in {"1", "true", "yes"}

@@ -1,0 +1,88 @@
+"""Fixtures of the adapter contract suite: one run per (adapter, broker) pair."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from gofer.messaging.adapter.contract import Connection
+from gofer.messaging.adapter.model import Broker
+from gofer.messaging.adapter.registry import find
+from tests import brokers
+from tests.brokers import TestBroker
+
+# (adapter, broker name): the pairs the contract suite runs on. An adapter
+# joins by adding its pairs here (and its URL prefix below).
+PAIRS = [("amqp", "rabbitmq"), ("amqp", "brokerj")]
+
+
+def _targets() -> list[pytest.param]:
+    by_name = {b.name: b for b in brokers.brokers()}
+    return [
+        pytest.param((adapter, by_name[name]), id=f"{adapter}-{name}")
+        for adapter, name in PAIRS
+        if name in by_name
+    ]
+
+
+@pytest.fixture(params=_targets())
+def target(request: pytest.FixtureRequest) -> tuple[str, TestBroker]:
+    adapter, test_broker = request.param
+    if not test_broker.reachable():
+        message = f"{test_broker.name} not reachable at {test_broker.parsed}"
+        if brokers.required():
+            pytest.fail(message)
+        pytest.skip(message)
+    return adapter, test_broker
+
+
+@pytest.fixture
+def test_broker(target: tuple[str, TestBroker]) -> TestBroker:
+    return target[1]
+
+
+@pytest.fixture
+def broker(target: tuple[str, TestBroker]) -> Broker:
+    """Settings for the broker under test, through the adapter under test."""
+    adapter, test_broker = target
+    url = dataclasses.replace(test_broker.parsed, adapter=adapter)
+    return Broker(url=url, connect_timeout=10.0)
+
+
+@pytest.fixture
+def connect(broker: Broker) -> Iterator[object]:
+    """Open connections to the broker under test; all are closed afterwards."""
+    opened: list[Connection] = []
+
+    def open_connection(**settings: object) -> Connection:
+        chosen = dataclasses.replace(broker, **settings)  # type: ignore[arg-type]
+        connection = find(chosen.url.adapter).connect(chosen)
+        opened.append(connection)
+        return connection
+
+    yield open_connection
+    for connection in opened:
+        connection.close()
+
+
+@pytest.fixture
+def connection(connect) -> Connection:  # type: ignore[no-untyped-def]
+    return connect()
+
+
+@pytest.fixture
+def queue_name(connection: Connection) -> Iterator[str]:
+    """A fresh queue name, deleted after the test."""
+    name = f"gofer-test-{uuid.uuid4()}"
+    yield name
+    if connection.is_open:
+        connection.delete_queue(name)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "contract" in item.nodeid.split("::")[0]:
+            item.add_marker(pytest.mark.broker)
