@@ -4,20 +4,30 @@
 
     GoferError
     ├── ConfigError                  a bad or missing setting (names file, section, key)
-    └── MessagingError               anything between us and a broker
-        ├── InvalidURLError          a broker URL that cannot be parsed
-        ├── InvalidDocumentError     a message body that is not a JSON object
-        ├── AdapterNotFoundError     no adapter provides the name asked for
-        ├── BrokerUnavailableError   recoverable: the broker cannot be reached now
-        │   ├── ConnectError         connecting failed (refused, unknown host, timed out)
-        │   └── ConnectionLostError  an open connection broke
-        ├── AuthenticationError      the broker refused our credentials
-        ├── TLSError                 the TLS handshake or certificate check failed
-        ├── NotFoundError            a queue or exchange does not exist
-        ├── PreconditionError        a declaration conflicts with what the broker has
-        ├── AccessDeniedError        the broker user lacks permission for the operation
-        ├── OperationTimeoutError    the broker did not answer an operation in time
-        └── ProtocolError            the peer broke the protocol, or we cannot speak it
+    ├── MessagingError               anything between us and a broker
+    │   ├── InvalidURLError          a broker URL that cannot be parsed
+    │   ├── InvalidDocumentError     a message body that is not a JSON object
+    │   ├── AdapterNotFoundError     no adapter provides the name asked for
+    │   ├── BrokerUnavailableError   recoverable: the broker cannot be reached now
+    │   │   ├── ConnectError         connecting failed (refused, unknown host, timed out)
+    │   │   └── ConnectionLostError  an open connection broke
+    │   ├── AuthenticationError      the broker refused our credentials
+    │   ├── TLSError                 the TLS handshake or certificate check failed
+    │   ├── NotFoundError            a queue or exchange does not exist
+    │   ├── PreconditionError        a declaration conflicts with what the broker has
+    │   ├── AccessDeniedError        the broker user lacks permission for the operation
+    │   ├── OperationTimeoutError    the broker did not answer an operation in time
+    │   └── ProtocolError            the peer broke the protocol, or we cannot speak it
+    └── RmiError                     a remote call did not give a result
+        ├── RequestTimeoutError      no final reply within ``wait`` (carries ``sn``)
+        ├── RequestRejectedError     the agent refused to run it (carries ``code``)
+        ├── RemoteError              the remote method raised an exception we do not rebuild
+        ├── NotAuthorized            the shared secret (or PAM login) was wrong
+        ├── NamespaceNotFound        no such class or plugin namespace on the agent
+        └── MemberNotFound           no such remote method or function on the agent
+
+``NotAuthorized``, ``NamespaceNotFound`` and ``MemberNotFound`` keep the
+names they have on the wire (the ``xclass`` of exception replies).
 
 Only ``BrokerUnavailableError`` and its subclasses are worth retrying: the
 reconnect loop in :mod:`gofer.messaging.retry` retries on them and nothing else.
@@ -115,6 +125,87 @@ class ProtocolError(MessagingError):
     """The peer broke the protocol, or speaks one we cannot."""
 
 
+class RmiError(GoferError):
+    """A remote call did not produce a result."""
+
+
+class RequestTimeoutError(RmiError):
+    """No final reply arrived within the wait.
+
+    Attributes:
+        sn: the serial number of the request; a late reply still carries it.
+        wait: the seconds waited.
+    """
+
+    def __init__(self, sn: str, wait: float) -> None:
+        super().__init__(f"request {sn} timed out after {wait:g}s without a final reply")
+        self.sn = sn
+        self.wait = wait
+
+
+class RequestRejectedError(RmiError):
+    """The agent refused to run the request.
+
+    Attributes:
+        sn: serial number.
+        code: the rejection code (``model.version``, ``security.authentication``, ...).
+        description: the agent's reason.
+        details: anything more the agent said.
+    """
+
+    def __init__(self, sn: str, code: str, description: str, details: object = None) -> None:
+        super().__init__(f"request {sn} rejected [{code}]: {description}")
+        self.sn = sn
+        self.code = code
+        self.description = description
+        self.details = details
+
+
+class RemoteError(RmiError):
+    """The remote method raised an exception that the caller does not rebuild.
+
+    Only built-in exceptions and classes registered with
+    :func:`gofer.rmi.exceptions.register` are rebuilt as themselves; anything
+    else arrives as this, carrying what the agent said.
+
+    Attributes:
+        xmodule: the remote exception's module.
+        xclass: its class name.
+        xargs: its ``args``.
+        xstate: its attributes.
+        remote_traceback: the formatted remote traceback.
+    """
+
+    def __init__(
+        self,
+        xmodule: str,
+        xclass: str,
+        xargs: list[object],
+        xstate: dict[str, object],
+        remote_traceback: str,
+    ) -> None:
+        message = xargs[0] if len(xargs) == 1 else tuple(xargs) if xargs else ""
+        super().__init__(f"{xmodule}.{xclass}: {message}")
+        self.xmodule = xmodule
+        self.xclass = xclass
+        self.xargs = xargs
+        self.xstate = xstate
+        self.remote_traceback = remote_traceback
+
+
+class NotAuthorized(RmiError):  # noqa: N818 - the name on the wire and in the user guide
+    """The request's shared secret or PAM credentials were not accepted."""
+
+
+class NamespaceNotFound(RmiError):  # noqa: N818 - the name on the wire
+    """The agent provides no class (or plugin namespace) of that name."""
+
+
+class MemberNotFound(RmiError):  # noqa: N818 - the name on the wire
+    """The class or plugin provides no remote method or function of that name."""
+
+
 # Names of the existing gofer, kept for callers that catch them.
 NotFound = NotFoundError
 AdapterNotFound = AdapterNotFoundError
+RequestTimeout = RequestTimeoutError

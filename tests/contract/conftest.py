@@ -82,7 +82,25 @@ def queue_name(connection: Connection) -> Iterator[str]:
         connection.delete_queue(name)
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark contract tests as broker tests; deselect pairs lacking what a test needs.
+
+    ``@pytest.mark.needs("persistent")`` names a capability of ``TestBroker``;
+    a pair without it is deselected (not skipped: it is not a failure to run).
+    """
+    kept, dropped = [], []
     for item in items:
-        if "contract" in item.nodeid.split("::")[0]:
-            item.add_marker(pytest.mark.broker)
+        if "contract" not in item.nodeid.split("::")[0]:
+            kept.append(item)
+            continue
+        item.add_marker(pytest.mark.broker)
+        callspec = getattr(item, "callspec", None)
+        pair = callspec.params.get("target") if callspec else None
+        needs = [m.args[0] for m in item.iter_markers("needs")]
+        if pair is not None and not all(getattr(pair[1], need) for need in needs):
+            dropped.append(item)
+        else:
+            kept.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept

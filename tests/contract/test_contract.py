@@ -17,12 +17,13 @@ from collections.abc import Iterator
 import pytest
 
 from gofer.errors import (
+    AccessDeniedError,
     AuthenticationError,
     ConnectError,
     ConnectionLostError,
     NotFoundError,
 )
-from gofer.messaging.adapter.contract import Connection
+from gofer.messaging.adapter.contract import Connection, Reader
 from gofer.messaging.adapter.model import Broker, Exchange, Queue
 from gofer.messaging.connection import Connection as ReconnectingConnection
 from gofer.messaging.retry import Backoff
@@ -216,14 +217,11 @@ def test_reading_missing_queue_is_not_found(connection: Connection) -> None:
     assert connection.is_open
 
 
-def test_reader_reports_deleted_queue_then_recovers(
-    connection: Connection, queue: str
-) -> None:
+def test_reader_reports_deleted_queue_then_recovers(connection: Connection, queue: str) -> None:
     reader = connection.reader(queue)
     connection.delete_queue(queue)
     with pytest.raises(NotFoundError):
-        reader.get(timeout=5)
-        reader.get(timeout=1)  # the cancel may arrive after the first get
+        _keep_reading(reader, seconds=5)
     connection.declare_queue(Queue(queue))
     connection.send(queue, b"back")
     delivery = reader.get(timeout=5)
@@ -344,6 +342,42 @@ def test_reconnects_after_broker_drops_connections(
         resilient.close()
 
 
+@pytest.mark.slow
+@pytest.mark.needs("persistent")
+def test_durable_message_survives_broker_restart(
+    connect, test_broker: TestBroker, queue_name: str
+) -> None:
+    if test_broker.control is None:
+        pytest.skip(f"no control script for {test_broker.name}")
+    connection = connect()
+    connection.declare_queue(Queue(queue_name, durable=True))
+    connection.send(queue_name, b"kept", durable=True)
+    connection.close()
+    test_broker.run("restart")
+    after = connect()
+    try:
+        assert _drain(after, queue_name, timeout=5) == [b"kept"]
+    finally:
+        after.delete_queue(queue_name)
+
+
+def test_queue_expires_when_unused(connection: Connection, queue_name: str) -> None:
+    connection.declare_queue(Queue(queue_name, durable=False, expiration=1))
+    # Polling with queue_exists would count as use and keep it alive.
+    time.sleep(3)
+    assert not connection.queue_exists(queue_name)
+
+
+def test_exclusive_queue_is_refused_to_other_connections(connect, queue_name: str) -> None:
+    owner = connect()
+    owner.declare_queue(Queue(queue_name, durable=False, exclusive=True))
+    other = connect()
+    with pytest.raises(AccessDeniedError):
+        other.reader(queue_name)
+    owner.close()  # the broker deletes the queue with its connection
+    assert not other.queue_exists(queue_name)
+
+
 def test_lost_connection_raises_connection_lost(
     connection: Connection, test_broker: TestBroker, queue: str
 ) -> None:
@@ -352,12 +386,22 @@ def test_lost_connection_raises_connection_lost(
     reader = connection.reader(queue)
     test_broker.run("drop-connections")
     with pytest.raises(ConnectionLostError):
-        reader.get(timeout=10)
-        connection.send(queue, b"after the drop")
+        _keep_reading(reader, seconds=10)
     assert not connection.is_open
+    with pytest.raises(ConnectionLostError):
+        connection.send(queue, b"after the drop")
 
 
 # -- helpers ----------------------------------------------------------------
+
+
+def _keep_reading(reader: Reader, seconds: float) -> None:
+    """Read (and ack) for a while: the way to meet an error the broker sends later."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        delivery = reader.get(timeout=0.5)
+        if delivery is not None:
+            reader.ack(delivery)
 
 
 def _unused_port() -> int:

@@ -1,0 +1,1 @@
+"""The agent daemon: plugins, their RMI dispatch and recurring actions, run by goferd."""

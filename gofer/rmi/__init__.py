@@ -1,0 +1,1 @@
+"""Remote Method Invocation: caller stubs and replies, agent-side dispatch and models."""

@@ -1,0 +1,192 @@
+"""How a call is made: synchronous, asynchronous, fire-and-forget, or held by a manual trigger."""
+
+from __future__ import annotations
+
+import logging
+import queue as queues
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from gofer.errors import RequestRejectedError, RequestTimeoutError, RmiError
+from gofer.messaging import auth
+from gofer.messaging.adapter.model import TLS
+from gofer.messaging.document import Document
+from gofer.rmi import exceptions, wire
+from gofer.rmi.options import Options
+from gofer.rmi.transport import Transport, parse_reply, transport_for
+
+log = logging.getLogger(__name__)
+
+
+class Trigger:
+    """A prepared call: ``.sn`` is known now; calling the trigger sends it (once).
+
+    Calling it again returns the first outcome again (or raises it again)
+    without sending anything.
+    """
+
+    def __init__(self, sn: str, fire: Callable[[], Any]) -> None:
+        self.sn = sn
+        self._fire = fire
+        self._lock = threading.Lock()
+        self._done = False
+        self._value: Any = None
+        self._error: BaseException | None = None
+
+    def __call__(self) -> Any:
+        with self._lock:
+            if not self._done:
+                try:
+                    self._value = self._fire()
+                except BaseException as exc:  # noqa: BLE001 - kept and raised again below
+                    self._error = exc
+                self._done = True
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+    def __repr__(self) -> str:
+        return f"Trigger(sn={self.sn!r}, pulled={self._done})"
+
+
+class Call:
+    """One remote call: what to invoke, where, and with which options."""
+
+    def __init__(
+        self,
+        *,
+        url: str,
+        address: str,
+        options: Options,
+        classname: str,
+        method: str,
+        args: tuple[Any, ...],
+        kws: dict[str, Any],
+        cntr: tuple[tuple[Any, ...], dict[str, Any]] | None,
+    ) -> None:
+        self.url = url
+        self.address = address
+        self.options = options
+        self.classname = classname
+        self.method = method
+        self.args = args
+        self.kws = kws
+        self.cntr = cntr
+        self.sn = wire.new_sn()
+
+    def __call__(self) -> Any:
+        """Make the call (or return a trigger for it)."""
+        if self.options.trigger:
+            return Trigger(self.sn, self._send)
+        return self._send()
+
+    def _transport(self) -> Transport:
+        options = self.options
+        tls = TLS(
+            cacert=options.cacert,
+            clientcert=options.clientcert,
+            clientkey=options.clientkey,
+            host_validation=options.host_validation,
+        )
+        return transport_for(self.url, tls, options.heartbeat)
+
+    def _document(self, replyto: str | None) -> Document:
+        options = self.options
+        pam = (options.user, options.password or "") if options.user else None
+        return wire.request_document(
+            sn=self.sn,
+            address=self.address,
+            classname=self.classname,
+            method=self.method,
+            args=self.args,
+            kws=self.kws,
+            cntr=self.cntr,
+            replyto=replyto,
+            data=options.data,
+            ttl=options.effective_ttl(),
+            secret=options.secret,
+            pam=pam,
+        )
+
+    def _send(self) -> Any:
+        transport = self._transport()
+        options = self.options
+        if not options.synchronous:
+            document = self._document(options.reply)
+            body = auth.sign(options.authenticator, document)
+            transport.send(self.address, body, options.effective_ttl())
+            return self.sn
+        replyto = transport.reply_address(options.exchange)
+        waiter = transport.expect(self.sn)
+        try:
+            body = auth.sign(options.authenticator, self._document(replyto))
+            transport.send(self.address, body, options.effective_ttl())
+            return self._wait(waiter.get)
+        finally:
+            transport.forget(self.sn)
+
+    def _wait(self, next_reply: Callable[..., bytes]) -> Any:
+        """Wait for the final reply; statuses in between are not results."""
+        wait = self.options.wait
+        deadline = time.monotonic() + wait
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise RequestTimeoutError(self.sn, wait)
+            try:
+                body = next_reply(timeout=remaining)
+            except queues.Empty:
+                raise RequestTimeoutError(self.sn, wait) from None
+            try:
+                reply = parse_reply(body, self.options.authenticator)
+            except Exception as exc:  # noqa: BLE001 - a bad reply must not end the wait
+                log.warning("reply to %s refused: %s", self.sn, exc)
+                continue
+            outcome = self._on_reply(reply)
+            if outcome is not _PENDING:
+                return outcome
+
+    def _on_reply(self, reply: Document) -> Any:
+        status = reply.get("status")
+        if status == wire.PROGRESS:
+            self._progress(reply)
+            return _PENDING
+        if status == wire.REJECTED:
+            raise RequestRejectedError(
+                self.sn,
+                str(reply.get("code") or "rejected"),
+                str(reply.get("description") or ""),
+                reply.get("details"),
+            )
+        if status in wire.STATUSES:
+            return _PENDING  # accepted, started
+        result = reply.get("result")
+        if not isinstance(result, dict):
+            log.warning("reply to %s without status or result ignored", self.sn)
+            return _PENDING
+        if "retval" in result:
+            return result["retval"]
+        raise exceptions.rebuild(result)
+
+    def _progress(self, reply: Document) -> None:
+        callback = self.options.progress
+        if callback is None:
+            return
+        report = {
+            "sn": reply.get("sn"),
+            "data": reply.get("data"),
+            "total": reply.get("total"),
+            "completed": reply.get("completed"),
+            "details": reply.get("details"),
+        }
+        try:
+            callback(report)
+        except Exception:
+            log.exception("progress callback of %s failed", self.sn)
+
+
+_PENDING = object()
+
+__all__ = ["Call", "RmiError", "Trigger"]

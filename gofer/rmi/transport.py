@@ -1,0 +1,177 @@
+"""The caller's link to a broker: one shared connection and one reply queue per broker and process.
+
+Every ``Agent`` pointing at the same broker (with the same connection
+settings) shares one :class:`Transport`: one broker connection, one reply
+queue declared once, and one thread that reads replies and hands each to the
+call waiting for its serial number. No call opens a connection or declares
+or deletes a queue.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import queue as queues
+import threading
+import uuid
+
+from gofer.errors import GoferError, InvalidDocumentError, NotFoundError
+from gofer.messaging import auth
+from gofer.messaging.adapter.model import TLS, Broker, Queue
+from gofer.messaging.connection import Connection
+from gofer.messaging.document import Document
+from gofer.messaging.retry import Backoff
+from gofer.messaging.url import Url
+
+log = logging.getLogger(__name__)
+
+#: Seconds an unused reply queue lives on after its caller is gone.
+REPLY_QUEUE_EXPIRATION = 600.0
+#: How long a caller keeps retrying an unreachable broker before failing a call.
+SEND_RETRY_LIMIT = 30.0
+
+
+class Transport:
+    """A shared connection plus a lazily declared reply queue, safe for many threads."""
+
+    def __init__(self, broker: Broker) -> None:
+        self.broker = broker
+        self.connection = Connection(
+            broker, backoff=Backoff(initial=0.2, maximum=5.0, limit=SEND_RETRY_LIMIT)
+        )
+        self._lock = threading.Lock()
+        self._waiters: dict[str, queues.SimpleQueue[bytes]] = {}
+        self._reply_queue: str | None = None
+        self._bound: set[str] = set()
+        self._reader_thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+
+    # -- sending ------------------------------------------------------------
+
+    def send(self, address: str, body: bytes, ttl: float | None) -> None:
+        """Send a request (durable), reconnecting within the retry limit."""
+        self.connection.send(address, body, ttl=ttl, durable=True)
+
+    # -- replies ------------------------------------------------------------
+
+    def reply_address(self, exchange: str | None = None) -> str:
+        """The address of our reply queue (through ``exchange`` when given).
+
+        The queue is declared, and its reader started, on first use only.
+        """
+        with self._lock:
+            if self._reply_queue is None:
+                name = f"gofer.reply.{uuid.uuid4()}"
+                self._declare(name)
+                self._reply_queue = name
+                self._reader_thread = threading.Thread(
+                    target=self._read_replies, name=f"gofer-replies {name}", daemon=True
+                )
+                self._reader_thread.start()
+            name = self._reply_queue
+            if exchange and exchange not in self._bound:
+                self.connection.bind(name, exchange, name)
+                self._bound.add(exchange)
+        return f"{exchange}/{name}" if exchange else name
+
+    def _declare(self, name: str) -> None:
+        self.connection.declare_queue(
+            Queue(name, durable=False, auto_delete=False, expiration=REPLY_QUEUE_EXPIRATION)
+        )
+        for exchange in self._bound:
+            self.connection.bind(name, exchange, name)
+
+    def expect(self, sn: str) -> queues.SimpleQueue[bytes]:
+        """Register interest in replies to ``sn``; they arrive as raw bodies."""
+        waiter: queues.SimpleQueue[bytes] = queues.SimpleQueue()
+        with self._lock:
+            self._waiters[sn] = waiter
+        return waiter
+
+    def forget(self, sn: str) -> None:
+        """Stop routing replies to ``sn`` (late ones are dropped)."""
+        with self._lock:
+            self._waiters.pop(sn, None)
+
+    def _read_replies(self) -> None:
+        assert self._reply_queue is not None
+        name = self._reply_queue
+        reader = self.connection.reader(name, prefetch=64)
+        while not self._stopping.is_set():
+            try:
+                delivery = reader.get(timeout=1.0)
+            except NotFoundError:
+                log.warning("reply queue %s vanished; declaring it again", name)
+                self._redeclare(name)
+                continue
+            except GoferError as exc:
+                log.error("reading replies from %s: %s", name, exc)
+                self._stopping.wait(1.0)
+                continue
+            if delivery is None:
+                continue
+            self._route(delivery.body)
+            reader.ack(delivery)
+        reader.close()
+
+    def _redeclare(self, name: str) -> None:
+        try:
+            with self._lock:
+                self._declare(name)
+        except GoferError as exc:
+            log.error("cannot declare reply queue %s: %s", name, exc)
+            self._stopping.wait(1.0)
+
+    def _route(self, body: bytes) -> None:
+        try:
+            sn = auth.validate(None, body).get("sn")
+        except InvalidDocumentError as exc:
+            log.warning("unreadable reply dropped: %s", exc)
+            return
+        with self._lock:
+            waiter = self._waiters.get(sn) if isinstance(sn, str) else None
+        if waiter is None:
+            log.debug("reply for %s that nobody waits for dropped", sn)
+            return
+        waiter.put(body)
+
+    def close(self) -> None:
+        """Stop reading replies and close the connection."""
+        self._stopping.set()
+        if self._reader_thread is not None:
+            self._reader_thread.join(5)
+        self.connection.close()
+
+
+_transports: dict[tuple[object, ...], Transport] = {}
+_transports_lock = threading.Lock()
+
+
+def transport_for(url: str | Url, tls: TLS, heartbeat: float | None) -> Transport:
+    """The process's shared transport for this broker and these settings."""
+    parsed = url if isinstance(url, Url) else Url.parse(url)
+    key = (parsed.secret(), tls, heartbeat)
+    with _transports_lock:
+        transport = _transports.get(key)
+        if transport is None:
+            broker = Broker(url=parsed, tls=tls, heartbeat=heartbeat if heartbeat else 10.0)
+            transport = _transports[key] = Transport(broker)
+        return transport
+
+
+@atexit.register
+def close_all() -> None:
+    """Close every shared transport (at exit, or between tests)."""
+    with _transports_lock:
+        transports = list(_transports.values())
+        _transports.clear()
+    for transport in transports:
+        try:
+            transport.close()
+        except GoferError as exc:
+            log.debug("closing %s: %s", transport.broker, exc)
+
+
+def parse_reply(body: bytes, authenticator: object) -> Document:
+    """Check (when an authenticator is given) and parse a reply body."""
+    return auth.validate(authenticator, body)  # type: ignore[arg-type]

@@ -1,0 +1,147 @@
+"""PAM checks against the host's real PAM stack, with throw-away local users."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from gofer.agent.pam import DEFAULT_SERVICE, PamError, authenticate
+from gofer.errors import GoferError
+
+needs_root = pytest.mark.skipif(
+    os.geteuid() != 0,
+    reason="needs root: creates local users, and pam_unix reads /etc/shadow only as root",
+)
+
+
+@dataclass(frozen=True)
+class LocalUser:
+    name: str
+    password: str
+
+
+def run(*command: str, stdin: str | None = None) -> None:
+    subprocess.run(command, input=stdin, text=True, check=True, capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def make_user() -> Iterator[Callable[..., LocalUser]]:
+    """Creates local users with random passwords; deletes them all at the end."""
+    created: list[str] = []
+
+    def make(*useradd_options: str) -> LocalUser:
+        user = LocalUser(f"gofer-pam-{secrets.token_hex(4)}", secrets.token_urlsafe(16))
+        run(
+            "useradd",
+            "--no-create-home",
+            "--shell",
+            "/usr/sbin/nologin",
+            *useradd_options,
+            user.name,
+        )
+        created.append(user.name)
+        run("chpasswd", stdin=f"{user.name}:{user.password}\n")
+        return user
+
+    try:
+        yield make
+    finally:
+        for name in created:
+            run("userdel", name)
+
+
+@pytest.fixture(scope="module")
+def local_user(make_user: Callable[..., LocalUser]) -> LocalUser:
+    return make_user()
+
+
+@pytest.fixture(scope="module")
+def quick_service() -> Iterator[str]:
+    """A PAM service running pam_unix without its ~2 s failure delay, so refusals are fast."""
+    name = f"gofer-pam-test-{secrets.token_hex(4)}"
+    path = Path("/etc/pam.d", name)
+    path.write_text("auth required pam_unix.so nodelay\naccount required pam_unix.so\n")
+    try:
+        yield name
+    finally:
+        path.unlink()
+
+
+# -- the real PAM stack ----------------------------------------------------------------
+
+
+@needs_root
+def test_right_password_passes_with_the_default_service(local_user: LocalUser) -> None:
+    assert DEFAULT_SERVICE == "passwd"
+    authenticate(local_user.name, local_user.password)
+
+
+@needs_root
+def test_default_service_really_checks_the_password(local_user: LocalUser) -> None:
+    # Debian's /etc/pam.d/passwd has no auth lines; libpam falls back to "other".
+    # The one slow test: the default stack keeps pam_unix's failure delay.
+    with pytest.raises(PamError, match=f"'{DEFAULT_SERVICE}' refused user"):
+        authenticate(local_user.name, local_user.password + "x")
+
+
+@needs_root
+def test_wrong_password_is_refused(local_user: LocalUser, quick_service: str) -> None:
+    authenticate(local_user.name, local_user.password, service=quick_service)
+    wrong = secrets.token_hex(8)
+    with pytest.raises(PamError, match="Authentication failure") as caught:
+        authenticate(local_user.name, wrong, service=quick_service)
+    assert local_user.name in str(caught.value)
+    assert wrong not in str(caught.value)
+
+
+@needs_root
+def test_unknown_user_is_refused(quick_service: str) -> None:
+    with pytest.raises(PamError, match="refused user 'gofer-pam-nobody'"):
+        authenticate("gofer-pam-nobody", "whatever", service=quick_service)
+
+
+@needs_root
+def test_expired_account_is_refused(
+    make_user: Callable[..., LocalUser], quick_service: str
+) -> None:
+    user = make_user("--expiredate", "1970-01-02")
+    with pytest.raises(PamError, match="expired"):
+        authenticate(user.name, user.password, service=quick_service)
+
+
+# -- refused before PAM is asked ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("user", "password", "service", "reason"),
+    [
+        ("root", "", "passwd", "no password given"),
+        ("", "pw", "passwd", "needs a user name"),
+        ("ro\0ot", "pw", "passwd", "needs a user name"),
+        ("root", "p\0w", "passwd", "contains a NUL"),
+        ("root", "pw", "", "invalid PAM service"),
+        ("root", "pw", "../../tmp/evil", "invalid PAM service"),
+    ],
+)
+def test_bad_arguments_are_refused_without_asking_pam(
+    user: str, password: str, service: str, reason: str
+) -> None:
+    with pytest.raises(PamError, match=reason):
+        authenticate(user, password, service)
+
+
+def test_pam_error_belongs_to_the_tree() -> None:
+    assert issubclass(PamError, GoferError)
+
+
+def test_missing_python_pam_names_the_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "pam", None)
+    with pytest.raises(PamError, match="needs the 'python-pam' package"):
+        authenticate("root", "pw")

@@ -1,0 +1,67 @@
+"""Broker URLs as operators write them in descriptors and callers pass them to Agent()."""
+
+from __future__ import annotations
+
+import pytest
+
+from gofer.errors import InvalidURLError
+from gofer.messaging.url import Url
+
+
+@pytest.mark.parametrize(
+    ("text", "adapter", "scheme", "host", "port", "tls"),
+    [
+        ("amqp://localhost", None, "amqp", "localhost", 5672, False),
+        ("tcp://broker", None, "tcp", "broker", 5672, False),
+        ("amqps://broker", None, "amqps", "broker", 5671, True),
+        ("ssl://broker:5674", None, "ssl", "broker", 5674, True),
+        ("qpid+amqp://localhost", "qpid", "amqp", "localhost", 5672, False),
+        ("amqp-0-9-1+amqp://h:1234", "amqp-0-9-1", "amqp", "h", 1234, False),
+        ("proton+AMQPS://h", "proton", "amqps", "h", 5671, True),
+        ("amqp://[::1]:5673", None, "amqp", "::1", 5673, False),
+    ],
+)
+def test_parse(
+    text: str, adapter: str | None, scheme: str, host: str, port: int, tls: bool
+) -> None:
+    url = Url.parse(text)
+    assert (url.adapter, url.scheme, url.host, url.port, url.tls) == (
+        adapter,
+        scheme,
+        host,
+        port,
+        tls,
+    )
+
+
+def test_credentials_and_virtual_host() -> None:
+    url = Url.parse("amqp://gofer:p%40ss%3Aword@broker:5672/prod")
+    assert (url.userid, url.password, url.virtual_host) == ("gofer", "p@ss:word", "prod")
+
+
+def test_encoded_slash_is_the_default_virtual_host_name() -> None:
+    assert Url.parse("amqp://broker/%2f").virtual_host == "/"
+    assert Url.parse("amqp://broker/").virtual_host is None
+
+
+def test_password_never_shown() -> None:
+    url = Url.parse("rabbit+amqp://gofer:hunter2@broker/vh")
+    assert "hunter2" not in str(url)
+    assert "hunter2" not in repr(url)
+    assert str(url) == "rabbit+amqp://gofer:***@broker:5672/vh"
+    assert "hunter2" in url.secret()
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["localhost", "http://localhost", "amqp://", "amqp://host:port", "amqp://h?x=1", "", None, 5],
+)
+def test_invalid(text: object) -> None:
+    with pytest.raises(InvalidURLError):
+        Url.parse(text)  # type: ignore[arg-type]
+
+
+def test_error_does_not_leak_password() -> None:
+    with pytest.raises(InvalidURLError) as caught:
+        Url.parse("gopher://user:hunter2@host")
+    assert "hunter2" not in str(caught.value)
