@@ -37,6 +37,10 @@ class TestBroker:
     control: str | None
     #: Messages survive a restart (Broker-J here runs in memory: they do not).
     persistent: bool
+    #: The broker cancels a consumer whose queue is deleted (Broker-J does not).
+    cancel_notify: bool = True
+    #: Queues can expire when unused (``x-expires``; Broker-J has no such thing).
+    queue_expiry: bool = True
 
     @property
     def parsed(self) -> Url:
@@ -57,20 +61,29 @@ class TestBroker:
         subprocess.run([self.control, command], check=True, timeout=timeout)
 
 
-def _broker(name: str, default_url: str, script: str, persistent: bool) -> TestBroker | None:
+def _broker(
+    name: str, default_url: str, script: str, **capabilities: bool
+) -> TestBroker | None:
     key = f"GOFER_TEST_{name.upper()}"
     url = os.environ.get(key, default_url)
     if url.lower() == "off":
         return None
     control = os.environ.get(f"{key}_CONTROL", str(ROOT / "scripts" / script))
-    return TestBroker(name, url, None if control.lower() == "off" else control, persistent)
+    return TestBroker(name, url, None if control.lower() == "off" else control, **capabilities)
 
 
 def brokers() -> list[TestBroker]:
     """The configured brokers, in a stable order."""
     found = [
-        _broker("rabbitmq", "amqp://guest:guest@localhost:5672", "rabbitmq", True),
-        _broker("brokerj", "amqp://gofer:gofer@localhost:5673", "broker-j", False),
+        _broker("rabbitmq", "amqp://guest:guest@localhost:5672", "rabbitmq", persistent=True),
+        _broker(
+            "brokerj",
+            "amqp://gofer:gofer@localhost:5673",
+            "broker-j",
+            persistent=False,
+            cancel_notify=False,
+            queue_expiry=False,
+        ),
     ]
     return [b for b in found if b is not None]
 

@@ -22,13 +22,14 @@ import logging
 import select
 import ssl
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import amqp
 from amqp import spec
-from amqp.exceptions import error_for_code
+from amqp.exceptions import MessageNacked, error_for_code
 
 from gofer.errors import ConnectionLostError, MessagingError, NotFoundError
 from gofer.messaging.adapter.amqp.errors import is_connection_failure, translate
@@ -41,6 +42,8 @@ log = logging.getLogger(__name__)
 _DRAIN_BATCH = 64
 # Longest wait of the I/O thread when heartbeats are off (to notice close()).
 _IDLE_TICK = 5.0
+# Seconds to wait for the return that follows a nack (Broker-J).
+_RETURN_WAIT = 1.0
 # Seconds one broker round trip may take before the connection counts as lost.
 _MIN_OPERATION_TIMEOUT = 15.0
 
@@ -52,7 +55,7 @@ class _Channel(amqp.Channel):  # type: ignore[misc]
         super().__init__(*args, **kwargs)
         self.failure: MessagingError | None = None
         self.on_failure: Callable[[], None] | None = None
-        self.returned: list[str] = []
+        self.returned: list[tuple[str, str, str]] = []
         self.events["basic_return"].add(self._on_returned)
 
     def _on_close(self, reply_code: int, reply_text: str, class_id: int, method_id: int) -> None:
@@ -70,7 +73,7 @@ class _Channel(amqp.Channel):  # type: ignore[misc]
             raise exc
 
     def _on_returned(self, exc: Exception, exchange: str, routing_key: str, message: Any) -> None:
-        self.returned.append(f"{exchange or '(default)'}/{routing_key}: {exc}")
+        self.returned.append((exchange, routing_key, str(exc)))
 
 
 class _Driver(amqp.Connection):  # type: ignore[misc]
@@ -96,6 +99,7 @@ class AmqpConnection:
         self._control: _Channel | None = None
         self._readers: weakref.WeakSet[AmqpReader] = weakref.WeakSet()
         self._driver = self._open(broker)
+        self._dialect = _Dialect(self._driver.server_properties or {})
         self._tick = max(0.2, heartbeat / 4) if heartbeat else _IDLE_TICK
         self._io = threading.Thread(target=self._pump, name=f"gofer-amqp {broker}", daemon=True)
         self._io.start()
@@ -127,6 +131,11 @@ class AmqpConnection:
     # -- the contract -------------------------------------------------------
 
     @property
+    def cancel_notify(self) -> bool:
+        """True when the broker tells a consumer that its queue was deleted."""
+        return self._dialect.cancel_notify
+
+    @property
     def is_open(self) -> bool:
         return not self._closed and self._lost is None
 
@@ -153,24 +162,39 @@ class AmqpConnection:
         target = Address.parse(address)
         properties: dict[str, Any] = {"delivery_mode": 2 if durable else 1}
         if ttl is not None:
-            # py-amqp wants milliseconds as a string (an int fails inside it).
-            properties["expiration"] = str(max(0, int(ttl * 1000)))
+            properties["expiration"] = self._dialect.expiration(ttl)
         message = amqp.Message(body, **properties)
         with self.using(self._control_channel) as channel:
             channel.returned.clear()
-            channel.basic_publish(
-                message,
-                exchange=target.exchange,
-                routing_key=target.routing_key,
-                mandatory=True,
-                confirm_timeout=self._operation_timeout,
-            )
-            # The broker returns an unroutable mandatory message before it
-            # confirms it, so the return (if any) is here by now.
-            if channel.returned:
-                raise NotFoundError(
-                    f"no queue took the message sent to {target}: {channel.returned[0]}"
+            try:
+                channel.basic_publish(
+                    message,
+                    exchange=target.exchange,
+                    routing_key=target.routing_key,
+                    mandatory=True,
+                    confirm_timeout=self._operation_timeout,
                 )
+            except MessageNacked:
+                # Broker-J nacks an unroutable mandatory message and returns
+                # it right after; read on a moment to learn which it was.
+                self._wait_for_return(channel, target)
+                if not _returned_to(channel, target):
+                    raise MessagingError(
+                        f"the broker refused the message sent to {target}"
+                    ) from None
+            # RabbitMQ returns an unroutable mandatory message before it
+            # confirms it, so the return (if any) is here by now.
+            returned = _returned_to(channel, target)
+            if returned:
+                raise NotFoundError(f"no queue took the message sent to {target}: {returned}")
+
+    def _wait_for_return(self, channel: _Channel, target: Address) -> None:
+        deadline = time.monotonic() + _RETURN_WAIT
+        while not _returned_to(channel, target) and time.monotonic() < deadline:
+            try:
+                self._driver.drain_events(timeout=max(0.0, deadline - time.monotonic()))
+            except TimeoutError:
+                return
 
     def reader(self, queue: str, *, prefetch: int = 1) -> AmqpReader:
         reader = AmqpReader(self, queue, prefetch)
@@ -179,8 +203,14 @@ class AmqpConnection:
 
     def declare_queue(self, queue: Queue) -> None:
         arguments = {}
-        if queue.expiration is not None:
+        if queue.expiration is not None and self._dialect.queue_expiry:
             arguments["x-expires"] = max(1, int(queue.expiration * 1000))
+        elif queue.expiration is not None:
+            log.warning(
+                "%s has no queue expiration; %s declared without one",
+                self._dialect.product,
+                queue.name,
+            )
         with self.using(self._control_channel) as channel:
             channel.queue_declare(
                 queue.name,
@@ -251,6 +281,10 @@ class AmqpConnection:
                 if is_connection_failure(error):
                     self._mark_lost(error)
                     raise self._lost from exc  # type: ignore[misc]
+                if not self._driver.connected:
+                    # Broker-J closes the whole connection for some errors
+                    # (an exclusive queue in use, basic.get of a missing queue).
+                    self._mark_lost(error)
                 raise error from exc
             finally:
                 self._driver.gofer_active = None
@@ -321,6 +355,41 @@ class AmqpConnection:
             except amqp.ChannelError:
                 continue  # recorded on its channel by _Channel._on_close
         return True
+
+
+def _returned_to(channel: _Channel, target: Address) -> str | None:
+    """The broker's reason for returning a message sent to ``target``, if it did."""
+    for exchange, routing_key, reason in channel.returned:
+        if (exchange, routing_key) == (target.exchange, target.routing_key):
+            return reason
+    return None
+
+
+class _Dialect:
+    """What differs between brokers that speak 0-9-1, learned from their start properties.
+
+    - Qpid Broker-J reads the ``expiration`` property as an absolute time
+      (epoch milliseconds); RabbitMQ as milliseconds from now.
+    - Broker-J has no ``x-expires`` queue argument: a queue expiration is
+      dropped there (with a warning) rather than failing the declaration.
+    - Broker-J does not tell a consumer that its queue was deleted
+      (no ``consumer_cancel_notify``).
+    """
+
+    def __init__(self, properties: dict[str, Any]) -> None:
+        product = str(properties.get("product") or "")
+        capabilities = properties.get("capabilities") or {}
+        self.product = product
+        self.qpid = product.startswith("Apache Qpid")
+        self.queue_expiry = not self.qpid
+        self.cancel_notify = bool(capabilities.get("consumer_cancel_notify"))
+
+    def expiration(self, ttl: float) -> str:
+        """The ``expiration`` property for a TTL in seconds (py-amqp wants a string)."""
+        milliseconds = max(0, int(ttl * 1000))
+        if self.qpid:
+            return str(int(time.time() * 1000) + milliseconds)
+        return str(milliseconds)
 
 
 def _ssl_options(broker: Broker) -> dict[str, Any]:

@@ -75,7 +75,8 @@ def translate(exc: BaseException, *, connecting: bool = False) -> MessagingError
 
 def _translate_amqp(exc: amqp_errors.AMQPError, text: str, connecting: bool) -> MessagingError:
     code = exc.reply_code or exc.code
-    if connecting and code == amqp_errors.AccessRefused.code:
+    # RabbitMQ refuses a bad login with 403, Qpid Broker-J with 530.
+    if connecting and code in (amqp_errors.AccessRefused.code, amqp_errors.NotAllowed.code):
         return AuthenticationError(f"broker refused the login: {text}")
     if code in _BY_CODE:
         return _BY_CODE[code](text)

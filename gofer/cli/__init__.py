@@ -1,0 +1,1 @@
+"""The ``gofer`` command line: ``gofer rmi`` and ``gofer mgt``."""
