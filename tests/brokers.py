@@ -61,9 +61,7 @@ class TestBroker:
         subprocess.run([self.control, command], check=True, timeout=timeout)
 
 
-def _broker(
-    name: str, default_url: str, script: str, **capabilities: bool
-) -> TestBroker | None:
+def _broker(name: str, default_url: str, script: str, **capabilities: bool) -> TestBroker | None:
     key = f"GOFER_TEST_{name.upper()}"
     url = os.environ.get(key, default_url)
     if url.lower() == "off":

@@ -39,7 +39,7 @@ EXIT_REJECTED = 4
 EXIT_MESSAGING = 5
 EXIT_INTERRUPTED = 130
 
-PASSWORD_ENV = "GOFER_PASSWORD"
+PASSWORD_ENV = "GOFER_PASSWORD"  # noqa: S105 - the name of a variable, not a password
 
 _KEYWORD = re.compile(r"^([A-Za-z_]\w*)=(.*)$", re.DOTALL)
 _IDENTIFIER = re.compile(r"^[A-Za-z_]\w*$")
@@ -113,7 +113,9 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="CLASS.METHOD",
         help="what to call: Class.method, or plugin.function for a module function",
     )
-    parser.add_argument("arguments", nargs="*", type=argument, metavar="ARG")
+    parser.add_argument(
+        "arguments", nargs="*", type=argument, metavar="ARG", help="value, or name=value"
+    )
     parser.add_argument(
         "-w",
         "--wait",
@@ -205,7 +207,7 @@ def value(text: str) -> Any:
     try:
         return json.loads(text)
     except ValueError as exc:
-        if text.lstrip()[:1] in ('[', '{', '"'):
+        if text.lstrip()[:1] in ("[", "{", '"'):
             raise argparse.ArgumentTypeError(f"invalid JSON {text!r}: {exc}") from None
         return text
 
@@ -251,7 +253,7 @@ def duration(name: str) -> Callable[[str], float]:
 
 def run_rmi(
     args: argparse.Namespace,
-    agent_factory: AgentFactory = Agent,
+    agent_factory: AgentFactory | None = None,
     stdout: TextIO | None = None,
     stderr: TextIO | None = None,
 ) -> int:
@@ -259,7 +261,8 @@ def run_rmi(
 
     Args:
         args: the parsed ``gofer rmi`` arguments.
-        agent_factory: makes the agent, ``factory(url, address, **options)``.
+        agent_factory: makes the agent, ``factory(url, address, **options)``;
+            :class:`gofer.proxy.Agent` when None.
         stdout: where the result goes (``sys.stdout``).
         stderr: where progress and errors go (``sys.stderr``).
 
@@ -274,7 +277,7 @@ def run_rmi(
     password = args.password or os.environ.get(PASSWORD_ENV) or _ask_password(args.user)
     redact = _Redactor([Url.parse(args.url).password, password, args.secret])
     progress = Progress(err)
-    agent = agent_factory(args.url, args.address, **_options(args, password, progress))
+    agent = (agent_factory or Agent)(args.url, args.address, **_options(args, password, progress))
     classname, method = args.target
     stub = agent[classname]()
     if args.cntr is not None:
@@ -290,7 +293,7 @@ def run_rmi(
         return EXIT_INTERRUPTED
     except Exception as exc:  # noqa: BLE001 - _failure() sorts them and re-raises the rest
         progress.finish()
-        return _failure(exc, args.verbose, redact, err)
+        return _failure(exc, args, redact, err)
     progress.finish()
     _print_result(result, out)
     return EXIT_OK
@@ -340,7 +343,7 @@ def _ask_password(user: str | None) -> str | None:
     return None
 
 
-def _failure(exc: Exception, verbose: bool, redact: _Redactor, err: TextIO) -> int:
+def _failure(exc: Exception, args: argparse.Namespace, redact: _Redactor, err: TextIO) -> int:
     """Print why the call failed; the exit status for it."""
     if isinstance(exc, RequestTimeoutError):
         print(f"timeout: {redact(str(exc))}", file=err)
@@ -350,13 +353,13 @@ def _failure(exc: Exception, verbose: bool, redact: _Redactor, err: TextIO) -> i
         print(f"rejected [{exc.code}]: {redact(exc.description)}", file=err)
         return EXIT_REJECTED
     if isinstance(exc, MessagingError):
-        print(f"messaging error: {redact(str(exc))}", file=err)
+        print(f"messaging error ({Url.parse(args.url)}): {redact(str(exc))}", file=err)
         return EXIT_MESSAGING
     trace = getattr(exc, "remote_traceback", None)
     if not isinstance(exc, RmiError) and trace is None:
         raise exc  # not from the agent: a bug here, shown with its traceback
     print(redact(_describe(exc)), file=err)
-    if verbose and trace:
+    if args.verbose and trace:
         print(redact(str(trace)).rstrip("\n"), file=err)
     return EXIT_REMOTE
 

@@ -76,7 +76,12 @@ class Connection:
         if current is not None:
             current.close()
 
-    def ensure(self, operation: Callable[[contract.Connection], T], what: str = "") -> T:
+    def ensure(
+        self,
+        operation: Callable[[contract.Connection], T],
+        what: str = "",
+        backoff: Backoff | None = None,
+    ) -> T:
         """Run ``operation`` on an open connection, reconnecting on recoverable errors.
 
         Raises:
@@ -95,7 +100,7 @@ class Connection:
         return retry(
             attempt,
             self.adapter.recoverable,
-            self.backoff,
+            backoff or self.backoff,
             what=what or f"broker {self.broker}",
             before_retry=reset,
         )
@@ -124,10 +129,24 @@ class Connection:
     # -- the contract's operations, each with reconnects -------------------
 
     def send(
-        self, address: str, body: bytes, *, ttl: float | None = None, durable: bool = True
+        self,
+        address: str,
+        body: bytes,
+        *,
+        ttl: float | None = None,
+        durable: bool = True,
+        backoff: Backoff | None = None,
     ) -> None:
-        """Send a message (see ``contract.Connection.send``), reconnecting as needed."""
-        self.ensure(lambda c: c.send(address, body, ttl=ttl, durable=durable), f"send to {address}")
+        """Send a message (see ``contract.Connection.send``), reconnecting as needed.
+
+        Args:
+            backoff: bounds for this send's retries instead of the connection's.
+        """
+        self.ensure(
+            lambda c: c.send(address, body, ttl=ttl, durable=durable),
+            f"send to {address}",
+            backoff,
+        )
 
     def reader(self, queue: str, *, prefetch: int = 1) -> Reader:
         """A reader of ``queue`` that resubscribes after reconnects."""

@@ -40,7 +40,9 @@ class Member:
             return f"{self.name}(...)"
         if self.kind in ("method", "class") and parameters:
             parameters = parameters[1:]
-        return f"{self.name}({', '.join(str(p) for p in parameters)})"
+        # As the guide shows them: names and defaults, no annotations.
+        plain = [p.replace(annotation=inspect.Parameter.empty) for p in parameters]
+        return f"{self.name}({', '.join(str(p) for p in plain)})"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,9 +99,9 @@ class Catalog:
         unload_hooks: list[Callable[[], Any]] = []
         for attribute, value in _defined_in(module):
             if inspect.isclass(value):
-                remote_class = _remote_class(value)
-                if remote_class.methods:
-                    classes[attribute] = remote_class
+                found_class = remote_class(value)
+                if found_class.methods:
+                    classes[attribute] = found_class
                 actions.extend(_class_actions(value, f"{name}.{attribute}"))
                 continue
             found = marks(value)
@@ -115,6 +117,17 @@ class Catalog:
                 unload_hooks.append(value)
         return cls(name, classes, functions, actions, load_hooks, unload_hooks)
 
+    @classmethod
+    def of_functions(cls, namespace: str, functions: list[Callable[..., Any]]) -> Catalog:
+        """A catalog of remote module functions only (for extending a plugin)."""
+        found = {}
+        for function in functions:
+            function_marks = marks(function)
+            if function_marks is not None and function_marks.remote:
+                name = function.__name__
+                found[name] = Member(name, function, function_marks, "function")
+        return cls(namespace, {}, found, [], [], [])
+
 
 def _defined_in(module: ModuleType) -> list[tuple[str, Any]]:
     """Members defined by the module itself, in definition order."""
@@ -125,7 +138,8 @@ def _defined_in(module: ModuleType) -> list[tuple[str, Any]]:
     ]
 
 
-def _remote_class(cls: type) -> RemoteClass:
+def remote_class(cls: type) -> RemoteClass:
+    """The remote methods of a class (its own and inherited), as a catalog entry."""
     methods: dict[str, Member] = {}
     for attribute in dir(cls):
         if attribute.startswith("_"):

@@ -122,7 +122,7 @@ class Call:
         waiter = transport.expect(self.sn)
         try:
             body = auth.sign(options.authenticator, self._document(replyto))
-            transport.send(self.address, body, options.effective_ttl())
+            transport.send(self.address, body, options.effective_ttl(), limit=options.wait)
             return self._wait(waiter.get)
         finally:
             transport.forget(self.sn)

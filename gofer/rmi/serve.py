@@ -36,13 +36,21 @@ class Refused(Exception):  # noqa: N818 - a signal carrying what the refusal rep
     """A request that will not run, with what is known of it to answer the caller."""
 
     def __init__(
-        self, rejected: RequestRejected, sn: str | None, replyto: str | None, data: Any
+        self,
+        rejected: RequestRejected,
+        sn: str | None,
+        replyto: str | None,
+        data: Any,
+        *,
+        replay: bool = False,
     ) -> None:
         super().__init__(rejected.description)
         self.rejected = rejected
         self.sn = sn
         self.replyto = replyto
         self.data = data
+        #: The request is authentic but was seen before (a replay or a redelivery).
+        self.replay = replay
 
 
 def receive(body: bytes, authenticator: auth.Authenticator | None = None) -> Request:

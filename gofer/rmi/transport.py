@@ -48,9 +48,19 @@ class Transport:
 
     # -- sending ------------------------------------------------------------
 
-    def send(self, address: str, body: bytes, ttl: float | None) -> None:
-        """Send a request (durable), reconnecting within the retry limit."""
-        self.connection.send(address, body, ttl=ttl, durable=True)
+    def send(
+        self, address: str, body: bytes, ttl: float | None, limit: float | None = None
+    ) -> None:
+        """Send a request (durable), reconnecting for at most ``limit`` seconds.
+
+        Args:
+            limit: how long to keep retrying an unreachable broker; None for
+                the transport's ``SEND_RETRY_LIMIT``.
+        """
+        backoff = None
+        if limit is not None:
+            backoff = Backoff(initial=0.2, maximum=5.0, limit=min(limit, SEND_RETRY_LIMIT))
+        self.connection.send(address, body, ttl=ttl, durable=True, backoff=backoff)
 
     # -- replies ------------------------------------------------------------
 

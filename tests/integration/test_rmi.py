@@ -309,9 +309,7 @@ def test_signed_calls(url: str, make_agent) -> None:
     assert caught.value.code == "security.authentication"
     # A forger is refused too, but cannot check the agent's signed rejection:
     # to it the call simply times out.
-    forged = Agent(
-        url, agent_side.address, authenticator=HmacAuthenticator(os.urandom(32)), wait=2
-    )
+    forged = Agent(url, agent_side.address, authenticator=HmacAuthenticator(os.urandom(32)), wait=2)
     with pytest.raises(RequestTimeout):
         forged.Dog().bark("forged")
 

@@ -1,0 +1,393 @@
+"""goferd's core: plugins loaded, their runners consuming, the journal replayed, actions scheduled.
+
+:class:`Goferd` is the running agent; the ``goferd`` command
+(:mod:`gofer.cli.goferd`) builds one from the configuration, starts it and
+turns signals into :meth:`Goferd.shutdown` and :meth:`Goferd.reload`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from gofer.agent import pam
+from gofer.agent.builtin import admin_catalog
+from gofer.agent.config import AgentConfig, Descriptor, load_descriptor, load_descriptors
+from gofer.agent.criteria import compile as compile_criteria
+from gofer.agent.journal import Journal
+from gofer.agent.management import ManagementError, ManagementServer
+from gofer.agent.paths import Paths
+from gofer.agent.plugin import Plugin, PluginContainer, PluginError
+from gofer.agent.runner import PluginRunner
+from gofer.agent.scheduler import Scheduler
+from gofer.errors import ConfigError, GoferError
+from gofer.messaging import auth
+from gofer.messaging.adapter.model import Broker
+from gofer.messaging.connection import Connection
+from gofer.messaging.retry import Backoff
+from gofer.rmi import wire
+from gofer.rmi.catalog import Catalog
+from gofer.rmi.dispatcher import Dispatcher
+from gofer.rmi.serve import Refused, receive
+
+log = logging.getLogger(__name__)
+
+
+class Goferd:
+    """The agent: every plugin, runner, connection and the journal of one goferd.
+
+    Args:
+        paths: where everything lives.
+        config: the agent configuration.
+    """
+
+    def __init__(self, paths: Paths, config: AgentConfig) -> None:
+        self.paths = paths
+        self.config = config
+        self.container = PluginContainer(paths.plugin_dirs)
+        self.scheduler = Scheduler()
+        self.journal: Journal | None = None
+        self.runners: dict[str, PluginRunner] = {}
+        self.connections: dict[Broker, Connection] = {}
+        self.management: ManagementServer | None = None
+        self._admin = admin_catalog(self)
+        self._lock = threading.RLock()
+
+    # -- life ---------------------------------------------------------------
+
+    def start(self) -> None:
+        """Load plugins, start consuming, replay the journal, start actions and management."""
+        self.journal = Journal(self.paths.journal)
+        self.container.activate()
+        descriptors, errors = load_descriptors(self.paths)
+        for error in errors:
+            log.error("plugin descriptor skipped: %s", error)
+        for descriptor in descriptors:
+            if descriptor.main.enabled:
+                self._load(descriptor)
+            else:
+                log.info("plugin %s disabled (%s)", descriptor.main.name, descriptor.path)
+        self._rewire()
+        self._replay()
+        self.scheduler.start()
+        self._start_management()
+
+    def shutdown(self, drain_timeout: float | None = None) -> None:
+        """Stop taking requests, let running ones end (within a bound), and close everything.
+
+        Requests still running when the bound is reached stay in the
+        journal and run again at the next start: nothing accepted is lost.
+        """
+        timeout = self.config.main.drain_timeout if drain_timeout is None else drain_timeout
+        if self.management is not None:
+            self.management.stop()
+        runners = list(self.runners.values())
+        for runner in runners:
+            runner._stopping.set()
+        for runner in runners:
+            runner.stop_consuming()
+        deadline = time.monotonic() + timeout
+        for runner in runners:
+            runner.drain(max(0.0, deadline - time.monotonic()))
+        self.scheduler.stop(5.0)
+        for plugin in self.container.plugins():
+            self.container.unload(plugin.name)
+        for connection in self.connections.values():
+            connection.close()
+        if self.journal is not None:
+            self.journal.close()
+        log.info("goferd stopped")
+
+    def reload(self) -> None:
+        """Unload every plugin and load the descriptors again (SIGHUP)."""
+        log.info("reloading plugins")
+        for name in [p.name for p in self.container.plugins()]:
+            self._unload(name, detach=False)
+        descriptors, errors = load_descriptors(self.paths)
+        for error in errors:
+            log.error("plugin descriptor skipped: %s", error)
+        for descriptor in descriptors:
+            if descriptor.main.enabled:
+                self._load(descriptor)
+        self._rewire()
+
+    # -- plugins ------------------------------------------------------------
+
+    def _load(self, descriptor: Descriptor) -> Plugin | None:
+        try:
+            plugin = self.container.load(descriptor)
+        except PluginError as exc:
+            log.error("%s", exc)
+            return None
+        for action in plugin.catalog.actions:
+            self.scheduler.add(action.name, action.run, action.interval)
+        return plugin
+
+    def _unload(self, name: str, *, detach: bool) -> None:
+        with self._lock:
+            runner = self.runners.pop(name, None)
+        if runner is not None:
+            runner.stop_consuming()
+            runner.drain(self.config.main.drain_timeout)
+            if detach:
+                runner.detach()
+        self.scheduler.remove_prefix(f"{name}.")
+        self.container.unload(name)
+
+    def _rewire(self) -> None:
+        """Give every runner a dispatcher for the current plugins; start missing runners."""
+        plugins = {plugin.name: plugin for plugin in self.container.plugins()}
+        with self._lock:
+            for name in list(self.runners):
+                if name not in plugins:
+                    self.runners.pop(name).stop_consuming()
+            for plugin in plugins.values():
+                dispatcher = self._dispatcher(plugin, plugins)
+                runner = self.runners.get(plugin.name)
+                if runner is not None:
+                    runner.dispatcher = dispatcher
+                    continue
+                try:
+                    runner = self._runner(plugin, dispatcher)
+                except ConfigError as exc:
+                    log.error("plugin %s serves no queue: %s", plugin.name, exc)
+                    continue
+                if runner is not None:
+                    self.runners[plugin.name] = runner
+                    runner.start()
+
+    def _dispatcher(self, plugin: Plugin, plugins: dict[str, Plugin]) -> Dispatcher:
+        """The plugin's own API, what it may forward to, and Admin (which nothing hides)."""
+        catalogs: list[Catalog] = []
+        for name in plugin.descriptor.main.forward:
+            other = plugins.get(name)
+            accept = other.descriptor.main.accept if other is not None else ()
+            if other is not None and (plugin.name in accept or "*" in accept):
+                catalogs.append(other.merged_catalog())
+            elif other is not None:
+                log.warning("plugin %s forwards to %s, which does not accept it", plugin.name, name)
+        catalogs.append(plugin.merged_catalog())
+        catalogs.append(self._admin)
+        return Dispatcher(catalogs, pam=self._pam)
+
+    def _pam(self, user: str, password: str, service: str) -> None:
+        pam.authenticate(user, password, service or self.config.pam.service)
+
+    def _runner(self, plugin: Plugin, dispatcher: Dispatcher) -> PluginRunner | None:
+        descriptor = plugin.descriptor
+        broker = descriptor.messaging.broker()
+        queue = descriptor.model.queue
+        if broker is None or not queue:
+            log.info(
+                "plugin %s has no %s; it serves no queue",
+                plugin.name,
+                "url" if broker is None else "queue",
+            )
+            return None
+        assert self.journal is not None
+        return PluginRunner(
+            name=plugin.name,
+            queue=queue,
+            connection=self._connection(broker),
+            dispatcher=dispatcher,
+            journal=self.journal,
+            threads=descriptor.main.threads,
+            latency=descriptor.main.latency,
+            managed=descriptor.model.managed,
+            expiration=descriptor.model.expiration,
+            authenticator=_authenticator(descriptor),
+        )
+
+    def _connection(self, broker: Broker) -> Connection:
+        """One connection per broker (and TLS settings), shared by every plugin on it."""
+        with self._lock:
+            connection = self.connections.get(broker)
+            if connection is None:
+                connection = Connection(broker, backoff=Backoff(initial=1.0, maximum=30.0))
+                self.connections[broker] = connection
+            return connection
+
+    # -- requests -----------------------------------------------------------
+
+    def _replay(self) -> None:
+        """Run again what the journal holds: accepted requests not yet answered."""
+        assert self.journal is not None
+        pending = self.journal.pending()
+        if pending:
+            log.info("replaying %d journaled request(s)", len(pending))
+        for entry in pending:
+            runner = self.runners.get(entry.plugin)
+            try:
+                # Checked (and signature-validated) when it was journaled.
+                request = receive(entry.body)
+            except Refused as refused:
+                log.error("journaled request %s unreadable: %s", entry.sn, refused)
+                self.journal.finish(entry.sn)
+                continue
+            if runner is None:
+                log.error(
+                    "journaled request %s for plugin %s, which serves no queue now; dropped",
+                    entry.sn,
+                    entry.plugin,
+                )
+                self.journal.finish(entry.sn)
+                continue
+            runner.submit(request, entry.received)
+
+    def cancel(self, sn: str | None, criteria: object) -> list[str]:
+        """Cancel a request by serial number, or every pending one whose data matches."""
+        assert self.journal is not None
+        if sn is not None:
+            if not wire.valid_sn(sn):
+                raise ValueError(f"not a serial number: {sn!r}"[:100])
+            self.journal.cancel(sn)
+            return [sn]
+        match = compile_criteria(criteria)
+        cancelled = []
+        for entry in self.journal.pending():
+            try:
+                data = auth.validate(None, entry.body).get("data")
+            except GoferError:
+                continue
+            if match(data):
+                self.journal.cancel(entry.sn)
+                cancelled.append(entry.sn)
+        return cancelled
+
+    def catalogs(self) -> list[tuple[str, Catalog]]:
+        """Every plugin's name with its merged catalog (for Admin.help)."""
+        return [(p.name, p.merged_catalog()) for p in self.container.plugins()]
+
+    # -- management ---------------------------------------------------------
+
+    def _start_management(self) -> None:
+        settings = self.config.management
+        tcp = (settings.host, settings.port) if settings.enabled else None
+        if settings.socket is None and tcp is None:
+            return
+        self.management = ManagementServer(
+            self.manage,
+            socket_path=settings.socket,
+            tcp=tcp,
+            allowed_uids=frozenset({0, os.geteuid()}),
+        )
+        self.management.start()
+
+    def manage(self, command: str, args: dict[str, Any]) -> Any:
+        """Handle one management command (``gofer mgt``)."""
+        if command == "show":
+            return self.show()
+        if command == "load":
+            return self._manage_load(_text(args, "path"))
+        if command == "reload":
+            name = self._plugin_named(args)
+            path = self.container.find(name).descriptor.path  # type: ignore[union-attr]
+            self._unload(name, detach=False)
+            return self._manage_load(str(path))
+        if command == "unload":
+            name = self._plugin_named(args)
+            self._unload(name, detach=True)
+            self._rewire()
+            return {"unloaded": name}
+        if command == "cancel":
+            return {"cancelled": self.cancel(args.get("sn"), args.get("criteria"))}
+        raise ManagementError(f"unknown command {command!r}")
+
+    def _manage_load(self, path: str) -> dict[str, Any]:
+        try:
+            descriptor = load_descriptor(path)
+        except ConfigError as exc:
+            raise ManagementError(str(exc)) from exc
+        plugin = self._load(descriptor)
+        if plugin is None:
+            raise ManagementError(f"plugin {descriptor.main.name} failed to load (see the log)")
+        self._rewire()
+        return {"loaded": plugin.name}
+
+    def _plugin_named(self, args: dict[str, Any]) -> str:
+        if args.get("path"):
+            wanted = Path(str(args["path"])).resolve()
+            for plugin in self.container.plugins():
+                if Path(plugin.descriptor.path).resolve() == wanted:
+                    return plugin.name
+            raise ManagementError(f"no plugin was loaded from {wanted}")
+        name = _text(args, "name")
+        if self.container.find(name) is None:
+            raise ManagementError(f"no plugin {name!r} is loaded")
+        return name
+
+    def show(self) -> dict[str, Any]:
+        """What is loaded: plugins with their classes, methods, functions; actions."""
+        plugins: list[dict[str, Any]] = []
+        actions: list[dict[str, Any]] = []
+        for plugin in self.container.plugins():
+            catalog = plugin.merged_catalog()
+            runner = self.runners.get(plugin.name)
+            plugins.append(
+                {
+                    "name": plugin.name,
+                    "enabled": plugin.enabled,
+                    "url": str(plugin.descriptor.messaging.url or "") or None,
+                    "queue": str(runner.address) if runner is not None else None,
+                    "classes": [
+                        {
+                            "name": name,
+                            "methods": [
+                                m.signature()
+                                for m in sorted(found.methods.values(), key=lambda m: m.name)
+                            ],
+                        }
+                        for name, found in sorted(catalog.classes.items())
+                    ],
+                    "functions": [
+                        m.signature()
+                        for m in sorted(catalog.functions.values(), key=lambda m: m.name)
+                    ],
+                }
+            )
+            actions.extend(
+                {"name": action.name, "interval": action.interval.total_seconds()}
+                for action in catalog.actions
+            )
+        return {"plugins": plugins, "actions": actions}
+
+
+def _text(args: dict[str, Any], key: str) -> str:
+    value = args.get(key)
+    if not isinstance(value, str) or not value:
+        raise ManagementError(f"{key} is required")
+    return value
+
+
+def _authenticator(descriptor: Descriptor) -> auth.Authenticator | None:
+    """The descriptor's ``[messaging] authenticator`` (a dotted path to a class or object)."""
+    dotted = descriptor.messaging.authenticator
+    if not dotted:
+        return None
+    module_name, _, attribute = dotted.rpartition(".")
+    try:
+        found = getattr(importlib.import_module(module_name), attribute)
+        made = found() if isinstance(found, type) else found
+    except Exception as exc:
+        raise ConfigError(
+            f"authenticator {dotted!r} cannot be loaded: {exc}",
+            str(descriptor.path),
+            "messaging",
+            "authenticator",
+        ) from exc
+    if not isinstance(made, auth.Authenticator):
+        raise ConfigError(
+            f"{dotted!r} is not an Authenticator",
+            str(descriptor.path),
+            "messaging",
+            "authenticator",
+        )
+    return made
+
+
+__all__ = ["Goferd"]

@@ -1,0 +1,726 @@
+"""The durable request journal: goferd acknowledges a message only once its request is in here.
+
+The life of a request in the journal::
+
+    journal = Journal(Path("/var/lib/gofer/journal"))   # opens, locks, replays
+    for entry in journal.pending():                       # left by the last run
+        ...                                               # answer or run each one
+    journal.write(Entry(sn, plugin, body, received))      # durable: now ack the message
+    ...                                                   # run it, send the final reply
+    journal.finish(sn)                                    # durable: never replayed again
+    journal.close()
+
+Guarantees (what "durable" means below: the bytes are written and
+``os.fsync`` returned, so they survive a crash of goferd or of the host):
+
+- :meth:`Journal.write` returns only when the entry is durable. An entry is
+  in :meth:`Journal.pending` after a restart unless :meth:`Journal.finish`
+  returned for it. A write that had not returned when the host crashed may or
+  may not be there after the restart; it was never acknowledged, so the
+  broker delivers the message again either way. Before writing a delivery
+  goferd checks ``sn in journal`` and :meth:`Journal.is_finished`: a crash
+  between the write and the broker ack leaves the request both in the journal
+  and on the broker.
+- :meth:`Journal.finish` returns only when the finish mark is durable: from
+  then on the request is never replayed, and :meth:`Journal.is_finished` is
+  true for it across restarts until ``finished_capacity`` newer finishes push
+  it out (oldest first). A crash after the final reply was sent but before
+  ``finish`` returned replays the request: the journal cannot make sending a
+  reply and recording it one atomic step.
+- :meth:`Journal.cancel` returns only when the mark is durable; marks are
+  kept until their request finishes, or until ``finished_capacity`` newer
+  marks push them out.
+- Writes, finishes and cancels take effect in the order they were made
+  (the order of the log); queries see only what is already durable.
+- A record torn by a crash (a write that never returned) is found at the
+  next open by its length and checksum, logged and skipped; the records
+  around it are kept and the log is rewritten without it.
+- If the disk fails (a write or fsync error), the journal stops: that call
+  and every later one raise :class:`JournalError`, and nothing more is
+  acknowledged. Reopening it (a goferd restart) recovers what was durable.
+
+Group commit: callers on any number of threads hand their records to one
+writer thread, which appends everything that is waiting and covers it with
+one fsync. When the previous batch held several records, it waits up to
+``commit_window`` seconds for as many to arrive before syncing; a lone writer
+never waits. One fsync thus serves every concurrent caller.
+
+Files in the journal directory (mode 0700; files 0600):
+
+- ``lock``: held with ``fcntl.flock`` while a :class:`Journal` is open.
+- ``journal.log``: the log.
+- ``journal.log.tmp``: a rewrite in progress; removed at open (the log it
+  was replacing is still whole).
+
+``journal.log`` is ``b"gofer-journal 1\\n"`` followed by records, each::
+
+    magic   4 bytes   b"\\xa7GJr"
+    crc     4 bytes   CRC-32 of length, kind and payload (big-endian, as all integers)
+    length  4 bytes   payload length
+    kind    1 byte    1 put, 2 finish, 3 cancel
+    payload           put: received (8-byte IEEE double), sn length (1 byte), sn,
+                           plugin length (1 byte), plugin, body (the rest)
+                      finish, cancel: the sn (ASCII)
+
+The state is the fold of the records in order: a put makes its entry pending
+(replacing a pending entry of the same sn, which keeps its place); a finish
+drops the entry and the sn's cancel mark and remembers the sn as finished; a
+cancel marks an sn that is not finished. When the log is more than
+``COMPACT_RATIO`` times the size of its live records and at least
+``compact_bytes`` long, the writer rewrites the live records (finished
+marks, cancel marks, pending puts, each in order) into ``journal.log.tmp``,
+fsyncs it, renames it over ``journal.log`` and fsyncs the directory, so the
+log stays within about ``max(compact_bytes, COMPACT_RATIO * live)``.
+
+Serial numbers (:func:`gofer.rmi.wire.valid_sn`) and plugin names are
+checked before they touch anything; nothing from a message ever becomes a
+path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import fcntl
+import logging
+import os
+import re
+import struct
+import threading
+import time
+import zlib
+from collections import OrderedDict
+from collections.abc import Iterator
+from pathlib import Path
+from types import TracebackType
+from typing import NamedTuple
+
+from gofer.errors import GoferError
+from gofer.rmi.wire import valid_sn
+
+log = logging.getLogger(__name__)
+
+FILE_MAGIC = b"gofer-journal 1\n"
+RECORD_MAGIC = b"\xa7GJr"
+LOG_NAME = "journal.log"
+TEMP_NAME = "journal.log.tmp"
+LOCK_NAME = "lock"
+
+#: The log is rewritten when it is this many times the size of its live records.
+COMPACT_RATIO = 4
+#: Largest message body the journal takes (RabbitMQ's default maximum message size).
+MAX_BODY = 128 * 2**20
+
+PUT, FINISH, CANCEL = 1, 2, 3
+
+_HEADER = struct.Struct(">4sIIB")  # magic, crc, length, kind
+_CHECKED = struct.Struct(">IB")  # length, kind: the part of the header the crc covers
+_PUT_HEAD = struct.Struct(">dB")  # received, sn length
+_MAX_PAYLOAD = MAX_BODY + _PUT_HEAD.size + 256
+_PLUGIN_NAME = re.compile(r"[A-Za-z0-9_.-]{1,100}")
+_REWRITE_CHUNK = 2**20
+
+# Lock files of open journals; a forked child closes its copies (see _close_locks_in_child).
+_open_locks: set[int] = set()
+
+
+class JournalError(GoferError):
+    """The journal cannot do what was asked: bad input, in use, closed, or the disk failed."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    """One journaled request.
+
+    Attributes:
+        sn: the request's serial number (checked with ``valid_sn``).
+        plugin: the plugin whose queue delivered it (``[A-Za-z0-9_.-]{1,100}``).
+        body: the raw message, as received.
+        received: when it was received (epoch seconds); expiry is judged from it.
+
+    Raises:
+        JournalError: a field is of the wrong type or not a safe value.
+    """
+
+    sn: str
+    plugin: str
+    body: bytes = dataclasses.field(repr=False)
+    received: float
+
+    def __post_init__(self) -> None:
+        check_sn(self.sn)
+        if not isinstance(self.plugin, str) or not _PLUGIN_NAME.fullmatch(self.plugin):
+            raise JournalError(f"not a plugin name: {_shown(self.plugin)}")
+        if not isinstance(self.body, bytes) or len(self.body) > MAX_BODY:
+            raise JournalError(f"body of {self.sn} must be bytes of at most {MAX_BODY}")
+        if isinstance(self.received, bool) or not isinstance(self.received, int | float):
+            raise JournalError(f"received time of {self.sn} must be a number")
+
+
+def check_sn(sn: object) -> str:
+    """Return ``sn`` if it is a valid serial number.
+
+    Raises:
+        JournalError: it is not (the message shows a clipped ``repr``).
+    """
+    if not isinstance(sn, str) or not valid_sn(sn):
+        raise JournalError(f"not a serial number: {_shown(sn)}")
+    return sn
+
+
+def _shown(value: object) -> str:
+    return repr(value)[:80]
+
+
+class _Op(NamedTuple):
+    """One change on its way to the log: its kind, what it is about, its encoded record."""
+
+    kind: int
+    value: Entry | str
+    record: bytes
+
+
+class Journal:
+    """A durable, ordered journal of requests, safe to use from many threads.
+
+    The constructor opens the journal: it creates the directory (mode 0700),
+    takes the lock, replays the log and starts the writer thread. Call
+    :meth:`close` (or use it as a context manager) to stop it.
+
+    Only the writer thread (and the constructor, before it starts) changes
+    the state or touches the log; callers queue their changes and wait.
+
+    Args:
+        directory: where the journal lives; one journal per directory.
+        commit_window: seconds the writer waits for concurrent callers to
+            join a batch (only while callers are concurrent).
+        finished_capacity: how many finished serial numbers (and cancel
+            marks) are remembered; older ones are forgotten.
+        compact_bytes: the log is never rewritten while it is shorter.
+
+    Raises:
+        JournalError: another journal holds the directory, the log is not a
+            journal, or the directory or log cannot be used.
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        commit_window: float = 0.002,
+        finished_capacity: int = 100_000,
+        compact_bytes: int = 8 * 2**20,
+    ) -> None:
+        if commit_window < 0 or finished_capacity < 1 or compact_bytes < 1:
+            raise ValueError("commit_window must be >= 0, the others >= 1")
+        self.directory = Path(directory)
+        self._window = commit_window
+        self._compact_bytes = compact_bytes
+        self._compact_retry_at = 0
+        self._lock = threading.Lock()
+        self._queued = threading.Condition(self._lock)
+        self._durable = threading.Condition(self._lock)
+        self._queue: list[_Op] = []
+        self._expected = 1
+        self._enqueued = self._committed = 0
+        self._closing = self._stopped = False
+        self._failure: BaseException | None = None
+        self._state = _State(finished_capacity)
+        self._lock_fd = _take_lock(self.directory)
+        try:
+            self._fd, self._size = self._open_log()
+        except OSError as exc:
+            _release_lock(self._lock_fd)
+            raise JournalError(f"cannot open the journal in {self.directory}: {exc}") from exc
+        except BaseException:
+            _release_lock(self._lock_fd)
+            raise
+        self._writer = threading.Thread(target=self._commit_loop, name="gofer-journal")
+        self._writer.daemon = True
+        self._writer.start()
+
+    def write(self, entry: Entry) -> None:
+        """Journal a request; returns once it is durable.
+
+        Writing the sn of a pending entry replaces that entry (it keeps its
+        place in replay order).
+
+        Raises:
+            JournalError: not an :class:`Entry`, the journal is closed, or the disk failed.
+        """
+        if not isinstance(entry, Entry):
+            raise JournalError(f"not a journal entry: {_shown(entry)}")
+        self._commit(_Op(PUT, entry, _encode_put(entry)))
+
+    def finish(self, sn: str) -> None:
+        """Forget a request that has its final reply; returns once that is durable.
+
+        The sn is remembered as finished whether or not it was pending, so a
+        request answered without being journaled (rejected, expired) is also
+        recognised when the broker delivers it again.
+
+        Raises:
+            JournalError: an invalid sn, the journal is closed, or the disk failed.
+        """
+        self._commit(_Op(FINISH, check_sn(sn), _encode_mark(FINISH, sn)))
+
+    def cancel(self, sn: str) -> bool:
+        """Mark a pending or future request as cancelled; returns once that is durable.
+
+        Returns:
+            True when the mark is in force; False when the sn already
+            finished (too late: nothing is written).
+
+        Raises:
+            JournalError: an invalid sn, the journal is closed, or the disk failed.
+        """
+        if self.is_finished(sn):
+            return False
+        self._commit(_Op(CANCEL, sn, _encode_mark(CANCEL, sn)))
+        return True
+
+    def is_finished(self, sn: str) -> bool:
+        """True if ``sn`` finished (among the last ``finished_capacity`` to).
+
+        Raises:
+            JournalError: an invalid sn.
+        """
+        check_sn(sn)
+        with self._lock:
+            return sn in self._state.finished
+
+    def is_cancelled(self, sn: str) -> bool:
+        """True if ``sn`` carries a cancel mark.
+
+        Raises:
+            JournalError: an invalid sn.
+        """
+        check_sn(sn)
+        with self._lock:
+            return sn in self._state.cancelled
+
+    def pending(self) -> list[Entry]:
+        """The entries written and not finished, in write order (what to replay)."""
+        with self._lock:
+            return list(self._state.pending.values())
+
+    def __contains__(self, sn: object) -> bool:
+        """True if ``sn`` is pending (a broker redelivery of a journaled request)."""
+        with self._lock:
+            return isinstance(sn, str) and sn in self._state.pending
+
+    def __len__(self) -> int:
+        """The number of pending entries."""
+        with self._lock:
+            return len(self._state.pending)
+
+    def close(self) -> None:
+        """Commit what callers are waiting for, stop the writer and release the lock.
+
+        Idempotent. Calls made after (or racing with) ``close`` raise
+        :class:`JournalError`.
+        """
+        with self._lock:
+            already = self._closing
+            self._closing = True
+            self._queued.notify()
+        self._writer.join()
+        if not already:
+            os.close(self._fd)
+            _release_lock(self._lock_fd)
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Journal({str(self.directory)!r})"
+
+    def _commit(self, op: _Op) -> None:
+        with self._lock:
+            self._check_usable()
+            self._queue.append(op)
+            self._enqueued += 1
+            ticket = self._enqueued
+            self._queued.notify()
+            while self._committed < ticket:
+                if self._stopped:
+                    raise JournalError(f"{self!r} stopped before it could commit") from (
+                        self._failure
+                    )
+                self._durable.wait()
+
+    def _check_usable(self) -> None:
+        if self._failure is not None:
+            raise JournalError(f"{self!r} failed; restart to recover") from self._failure
+        if self._closing:
+            raise JournalError(f"{self!r} is closed")
+
+    def _commit_loop(self) -> None:
+        try:
+            while (batch := self._next_batch()) is not None:
+                self._commit_batch(*batch)
+        except Exception as exc:
+            log.exception("journal %s cannot write; it stops taking requests", self.directory)
+            with self._lock:
+                self._failure = exc
+        finally:
+            with self._lock:
+                self._stopped = True
+                self._durable.notify_all()
+
+    def _next_batch(self) -> tuple[list[_Op], int] | None:
+        """Everything waiting, after up to a commit window for as many as last time."""
+        with self._lock:
+            while not self._queue and not self._closing:
+                self._queued.wait()
+            if not self._queue:
+                return None
+            deadline = time.monotonic() + self._window
+            while len(self._queue) < self._expected and not self._closing:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._queued.wait(remaining)
+            batch, self._queue = self._queue, []
+            self._expected = len(batch)
+            return batch, self._enqueued
+
+    def _commit_batch(self, batch: list[_Op], ticket: int) -> None:
+        data = b"".join(op.record for op in batch)
+        _write_all(self._fd, data)
+        os.fsync(self._fd)
+        self._size += len(data)
+        with self._lock:
+            for op in batch:
+                self._state.apply(op.kind, op.value)
+            self._committed = ticket
+            self._durable.notify_all()
+        if self._size > max(self._compact_bytes, self._compact_retry_at, self._live_limit()):
+            self._compact()
+
+    def _live_limit(self) -> int:
+        return COMPACT_RATIO * self._state.live_bytes
+
+    def _open_log(self) -> tuple[int, int]:
+        """Replay the log into the state; returns the descriptor to append to and its size."""
+        path = self.directory / LOG_NAME
+        _unlink(self.directory / TEMP_NAME)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            data = b""
+        except OSError as exc:
+            raise JournalError(f"cannot read {path}: {exc}") from exc
+        if len(data) < len(FILE_MAGIC) and FILE_MAGIC.startswith(data):
+            return self._rewrite()  # new, or its creation was interrupted
+        if not data.startswith(FILE_MAGIC):
+            raise JournalError(f"{path} is not a gofer journal (or not one we can read)")
+        if self._replay(data, path):
+            log.warning("journal %s: rewriting the log without its damaged parts", path)
+            return self._rewrite()
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+        except OSError as exc:
+            raise JournalError(f"cannot open {path}: {exc}") from exc
+        return fd, len(data)
+
+    def _replay(self, data: bytes, path: Path) -> bool:
+        """Fold the log's records into the state; True if any part was damaged."""
+        damaged = False
+        for offset, item in _scan(data):
+            if isinstance(item, int):
+                damaged = True
+                log.warning(
+                    "journal %s: skipped %d damaged bytes at offset %d "
+                    "(a write torn by a crash, or a bad disk)",
+                    path,
+                    item,
+                    offset,
+                )
+            else:
+                self._state.apply(*item)
+        log.info("journal %s: %d pending entries", path, len(self._state.pending))
+        return damaged
+
+    def _compact(self) -> None:
+        before = self._size
+        try:
+            self._fd_swap(*self._rewrite())
+        except _TempWriteError as exc:
+            # The log is untouched: carry on with it and retry when it has grown again.
+            self._compact_retry_at = self._size + self._compact_bytes
+            log.warning("journal %s: cannot compact the log, will retry: %s", self.directory, exc)
+            return
+        self._compact_retry_at = 0
+        log.info(
+            "journal %s: compacted the log from %d to %d bytes", self.directory, before, self._size
+        )
+
+    def _fd_swap(self, fd: int, size: int) -> None:
+        old, self._fd, self._size = self._fd, fd, size
+        os.close(old)
+
+    def _rewrite(self) -> tuple[int, int]:
+        """Atomically replace the log with the live records; returns its descriptor and size.
+
+        Raises:
+            _TempWriteError: the new log could not be written; the old one is untouched.
+            OSError: the rename happened but may not be durable.
+        """
+        temp = self.directory / TEMP_NAME
+        fd, size = _write_temp(temp, self._state.records())
+        try:
+            os.rename(temp, self.directory / LOG_NAME)
+        except OSError as exc:
+            os.close(fd)
+            _unlink(temp)
+            raise _TempWriteError(str(exc)) from exc
+        _fsync_directory(self.directory)
+        return fd, size
+
+
+class _TempWriteError(JournalError):
+    """A rewrite failed before replacing the log, which is therefore whole."""
+
+
+class _State:
+    """What the log means: the fold of its records (see the module docstring)."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.pending: dict[str, Entry] = {}
+        self.finished: OrderedDict[str, None] = OrderedDict()
+        self.cancelled: OrderedDict[str, None] = OrderedDict()
+        self.live_bytes = len(FILE_MAGIC)
+
+    def apply(self, kind: int, value: Entry | str) -> None:
+        """Change the state as one record says."""
+        if isinstance(value, Entry):
+            self._put(value)
+        elif kind == FINISH:
+            self._finish(value)
+        elif value not in self.finished:
+            self._mark(self.cancelled, value)
+
+    def _put(self, entry: Entry) -> None:
+        old = self.pending.get(entry.sn)
+        if old is not None:
+            self.live_bytes -= _put_size(old)
+        self.pending[entry.sn] = entry
+        self.live_bytes += _put_size(entry)
+
+    def _finish(self, sn: str) -> None:
+        entry = self.pending.pop(sn, None)
+        if entry is not None:
+            self.live_bytes -= _put_size(entry)
+        if sn in self.cancelled:
+            del self.cancelled[sn]
+            self.live_bytes -= _mark_size(sn)
+        self._mark(self.finished, sn)
+
+    def _mark(self, marks: OrderedDict[str, None], sn: str) -> None:
+        if sn in marks:
+            return
+        marks[sn] = None
+        self.live_bytes += _mark_size(sn)
+        if len(marks) > self.capacity:
+            oldest, _ = marks.popitem(last=False)
+            self.live_bytes -= _mark_size(oldest)
+
+    def records(self) -> Iterator[bytes]:
+        """The records whose fold is this state: finished, cancelled, then pending puts."""
+        yield FILE_MAGIC
+        for sn in self.finished:
+            yield _encode_mark(FINISH, sn)
+        for sn in self.cancelled:
+            yield _encode_mark(CANCEL, sn)
+        for entry in self.pending.values():
+            yield _encode_put(entry)
+
+
+def _encode(kind: int, payload: bytes) -> bytes:
+    checked = _CHECKED.pack(len(payload), kind)
+    crc = zlib.crc32(payload, zlib.crc32(checked))
+    return b"".join((_HEADER.pack(RECORD_MAGIC, crc, len(payload), kind), payload))
+
+
+def _encode_put(entry: Entry) -> bytes:
+    sn, plugin = entry.sn.encode("ascii"), entry.plugin.encode("ascii")
+    head = _PUT_HEAD.pack(entry.received, len(sn))
+    return _encode(PUT, b"".join((head, sn, bytes((len(plugin),)), plugin, entry.body)))
+
+
+def _encode_mark(kind: int, sn: str) -> bytes:
+    return _encode(kind, sn.encode("ascii"))
+
+
+def _put_size(entry: Entry) -> int:
+    return _HEADER.size + _PUT_HEAD.size + len(entry.sn) + 1 + len(entry.plugin) + len(entry.body)
+
+
+def _mark_size(sn: str) -> int:
+    return _HEADER.size + len(sn)
+
+
+def _scan(data: bytes) -> Iterator[tuple[int, tuple[int, Entry | str] | int]]:
+    """The log's records after the file magic, as ``(offset, (kind, value))``.
+
+    A stretch that is not a valid record comes as ``(offset, length)``; the
+    scan resumes at the next valid record after it.
+    """
+    offset = len(FILE_MAGIC)
+    while offset < len(data):
+        found = _record_at(data, offset)
+        if found is None:
+            end = _next_record(data, offset + 1)
+            yield offset, end - offset
+            offset = end
+        else:
+            yield offset, found[0]
+            offset = found[1]
+
+
+def _next_record(data: bytes, start: int) -> int:
+    while (start := data.find(RECORD_MAGIC, start)) != -1:
+        if _record_at(data, start) is not None:
+            return start
+        start += 1
+    return len(data)
+
+
+def _record_at(data: bytes, offset: int) -> tuple[tuple[int, Entry | str], int] | None:
+    """The decoded record at ``offset`` and the offset after it; None if there is none."""
+    start = offset + _HEADER.size
+    if start > len(data):
+        return None
+    magic, crc, length, kind = _HEADER.unpack_from(data, offset)
+    end = start + length
+    if magic != RECORD_MAGIC or length > _MAX_PAYLOAD or end > len(data):
+        return None
+    payload = data[start:end]
+    if zlib.crc32(payload, zlib.crc32(data[offset + 8 : start])) != crc:
+        return None
+    try:
+        return (kind, _decode(kind, payload)), end
+    except (JournalError, ValueError, IndexError, struct.error):
+        return None  # a whole record we did not write: treat it as damage
+
+
+def _decode(kind: int, payload: bytes) -> Entry | str:
+    if kind in (FINISH, CANCEL):
+        return check_sn(payload.decode("ascii"))
+    if kind != PUT:
+        raise JournalError(f"unknown record kind {kind}")
+    received, sn_length = _PUT_HEAD.unpack_from(payload)
+    at = _PUT_HEAD.size + sn_length
+    plugin_length = payload[at]
+    plugin_end = at + 1 + plugin_length
+    return Entry(
+        sn=payload[_PUT_HEAD.size : at].decode("ascii"),
+        plugin=payload[at + 1 : plugin_end].decode("ascii"),
+        body=payload[plugin_end:],
+        received=received,
+    )
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _write_temp(path: Path, chunks: Iterator[bytes]) -> tuple[int, int]:
+    """Write a new file from chunks and fsync it; returns its open descriptor and size."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        raise _TempWriteError(f"cannot create {path}: {exc}") from exc
+    try:
+        size = buffered = 0
+        buffer: list[bytes] = []
+        for chunk in chunks:
+            buffer.append(chunk)
+            buffered += len(chunk)
+            if buffered >= _REWRITE_CHUNK:
+                _write_all(fd, b"".join(buffer))
+                size, buffered = size + buffered, 0
+                buffer.clear()
+        _write_all(fd, b"".join(buffer))
+        size += buffered
+        os.fsync(fd)
+    except OSError as exc:
+        os.close(fd)
+        _unlink(path)
+        raise _TempWriteError(f"cannot write {path}: {exc}") from exc
+    return fd, size
+
+
+def _fsync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _unlink(path: Path) -> None:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise JournalError(f"cannot remove {path}: {exc}") from exc
+
+
+def _take_lock(directory: Path) -> int:
+    """Create the directory if needed and lock it; returns the lock file's descriptor."""
+    path = directory / LOCK_NAME
+    try:
+        if not directory.exists():
+            directory.mkdir(mode=0o700, parents=True)
+            _fsync_directory(directory.parent)  # so the journal's own entry survives a crash
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        raise JournalError(f"cannot use the journal directory {directory}: {exc}") from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        os.close(fd)
+        raise JournalError(f"the journal {directory} is in use ({path} is locked)") from exc
+    _open_locks.add(fd)
+    _warn_if_open_to_others(directory)
+    return fd
+
+
+def _warn_if_open_to_others(directory: Path) -> None:
+    mode = directory.stat().st_mode
+    if mode & 0o077:
+        log.warning(
+            "journal directory %s has mode %o: other users may read request bodies; use 0700",
+            directory,
+            mode & 0o777,
+        )
+
+
+def _release_lock(fd: int) -> None:
+    _open_locks.discard(fd)
+    os.close(fd)  # closing the only descriptor releases the flock
+
+
+def _close_locks_in_child() -> None:
+    """A forked child (the fork model) must not keep the parent's journal locked after it dies."""
+    for fd in _open_locks:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _open_locks.clear()
+
+
+os.register_at_fork(after_in_child=_close_locks_in_child)

@@ -1,0 +1,309 @@
+"""One plugin at work: its queue consumed, each request journaled, acknowledged and run.
+
+The life of a request::
+
+    broker ──get──▶ check (version, signature, fields) ──▶ journal (fsync)
+           ◀──ack──                                        │
+    caller ◀── accepted ───────────────────────────────────┘
+           ◀── started, progress..., result ◀── worker pool (threads)
+                                                  └── journal.finish
+
+At most ``threads`` requests are held in memory: a slot is taken before a
+message is read and given back when its request ends, so back-pressure
+comes from the broker (prefetch = threads). A request that will not run
+(malformed, not authentic, expired, cancelled) is answered ``rejected``
+when it has a reply address, and logged either way.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from gofer.agent.journal import Entry, Journal
+from gofer.errors import GoferError, NotFoundError
+from gofer.messaging.adapter.model import Address, Delivery, Queue
+from gofer.messaging.auth import Authenticator
+from gofer.messaging.connection import Connection, Reader
+from gofer.rmi import wire
+from gofer.rmi.dispatcher import Dispatcher
+from gofer.rmi.serve import Refused, Replier, receive, run
+from gofer.rmi.wire import Request, RequestRejected
+
+log = logging.getLogger(__name__)
+
+#: Seconds between checks that an idle plugin's queue still exists (for
+#: brokers that do not tell a consumer its queue was deleted).
+QUEUE_CHECK_INTERVAL = 30.0
+#: Back-off bounds (seconds) while a plugin's queue is missing.
+REPAIR_DELAYS = (1.0, 30.0)
+
+
+class PluginRunner:
+    """Consumes one plugin's queue and runs its requests on the plugin's worker pool.
+
+    Args:
+        name: the plugin's name (recorded in the journal).
+        queue: ``queue`` or ``exchange/queue`` the plugin consumes.
+        connection: the (shared, reconnecting) broker connection.
+        dispatcher: resolves and runs the plugin's requests.
+        journal: where accepted requests are kept until answered.
+        threads: worker threads (and broker prefetch).
+        latency: seconds a request waits before it starts (a cancel window).
+        managed: 0 leaves the queue alone, 1 declares it, 2 also deletes it
+            when the plugin is explicitly unloaded.
+        expiration: seconds the queue lives on after the agent is gone.
+        authenticator: checks requests and signs replies, when given.
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        queue: str,
+        connection: Connection,
+        dispatcher: Dispatcher,
+        journal: Journal,
+        threads: int = 1,
+        latency: float = 0.0,
+        managed: int = 2,
+        expiration: float | None = None,
+        authenticator: Authenticator | None = None,
+    ) -> None:
+        self.name = name
+        self.address = Address.parse(queue)
+        self.connection = connection
+        self.dispatcher = dispatcher
+        self.journal = journal
+        self.threads = max(1, threads)
+        self.latency = latency
+        self.managed = managed
+        self.expiration = expiration
+        self.authenticator = authenticator
+        self.replier = Replier(connection.send, authenticator)
+        self._slots = threading.BoundedSemaphore(self.threads)
+        self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix=f"gofer-{name}")
+        self._stopping = threading.Event()
+        self._consumer: threading.Thread | None = None
+        self._running: set[str] = set()
+        self._lock = threading.Lock()
+
+    @property
+    def queue(self) -> str:
+        return self.address.routing_key
+
+    # -- life ---------------------------------------------------------------
+
+    def start(self) -> None:
+        """Prepare the queue (as managed) and start consuming."""
+        self._consumer = threading.Thread(
+            target=self._consume, name=f"gofer-consumer-{self.name}", daemon=True
+        )
+        self._consumer.start()
+
+    def stop_consuming(self, timeout: float = 5.0) -> None:
+        """Stop taking new requests; those already taken go on."""
+        self._stopping.set()
+        if self._consumer is not None:
+            self._consumer.join(timeout)
+
+    def drain(self, timeout: float) -> bool:
+        """Wait for taken requests to end; True if all did within ``timeout``.
+
+        Requests that have not ended stay in the journal and run again at
+        the next start.
+        """
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if not self._running:
+                    break
+            time.sleep(0.05)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        with self._lock:
+            left = sorted(self._running)
+        if left:
+            log.warning(
+                "plugin %s: %d request(s) still running; kept for the next start: %s",
+                self.name,
+                len(left),
+                ", ".join(left),
+            )
+        return not left
+
+    def detach(self) -> None:
+        """On explicit unload: with ``managed=2``, delete the plugin's queue."""
+        if self.managed == 2:
+            try:
+                self.connection.delete_queue(self.queue)
+                log.info("plugin %s: queue %s deleted", self.name, self.queue)
+            except GoferError as exc:
+                log.warning("plugin %s: queue %s not deleted: %s", self.name, self.queue, exc)
+
+    # -- consuming ----------------------------------------------------------
+
+    def _declare(self) -> None:
+        if self.managed < 1:
+            return
+        self.connection.declare_queue(Queue(self.queue, durable=True, expiration=self.expiration))
+        if self.address.exchange:
+            self.connection.bind(self.queue, self.address.exchange, self.queue)
+
+    def _consume(self) -> None:
+        reader: Reader | None = None
+        delay = REPAIR_DELAYS[0]
+        last_check = time.monotonic()
+        while not self._stopping.is_set():
+            if not self._slots.acquire(timeout=0.5):
+                continue
+            try:
+                if reader is None:
+                    self._declare()
+                    reader = self.connection.reader(self.queue, prefetch=self.threads)
+                    log.info("plugin %s: consuming %s", self.name, self.address)
+                delivery = reader.get(timeout=1.0)
+            except NotFoundError as exc:
+                self._slots.release()
+                reader = self._closed(reader)
+                log.error(
+                    "plugin %s: queue %s missing (%s); repairing in %.0fs",
+                    self.name,
+                    self.queue,
+                    exc,
+                    delay,
+                )
+                self._stopping.wait(delay)
+                delay = min(delay * 2, REPAIR_DELAYS[1])
+                continue
+            except GoferError as exc:
+                self._slots.release()
+                reader = self._closed(reader)
+                log.error("plugin %s: %s; retrying in %.0fs", self.name, exc, delay)
+                self._stopping.wait(delay)
+                delay = min(delay * 2, REPAIR_DELAYS[1])
+                continue
+            delay = REPAIR_DELAYS[0]
+            if delivery is None:
+                self._slots.release()
+                if time.monotonic() - last_check > QUEUE_CHECK_INTERVAL:
+                    last_check = time.monotonic()
+                    reader = self._checked(reader)
+                continue
+            last_check = time.monotonic()
+            self._take(reader, delivery)
+        self._closed(reader)
+
+    def _checked(self, reader: Reader | None) -> Reader | None:
+        """Drop the reader if its queue vanished without the broker saying so."""
+        try:
+            if self.connection.queue_exists(self.queue):
+                return reader
+        except GoferError as exc:
+            log.debug("plugin %s: queue check failed: %s", self.name, exc)
+            return reader
+        log.error("plugin %s: queue %s vanished; repairing", self.name, self.queue)
+        return self._closed(reader)
+
+    @staticmethod
+    def _closed(reader: Reader | None) -> None:
+        """Close a reader (if any); gives None to put in its place."""
+        if reader is not None:
+            try:
+                reader.close()
+            except GoferError as exc:
+                log.debug("closing reader: %s", exc)
+
+    def _take(self, reader: Reader, delivery: Delivery) -> None:
+        """Check, journal and acknowledge one message; hand its request to a worker."""
+        received = time.time()
+        request = self._receive(delivery)
+        if request is None or self.journal.is_finished(request.sn):
+            if request is not None:
+                log.info("request %s already answered; duplicate dropped", request.sn)
+            reader.ack(delivery)
+            self._slots.release()
+            return
+        self.journal.write(Entry(request.sn, self.name, delivery.body, received))
+        reader.ack(delivery)
+        self.replier.accepted(request)
+        self.submit(request, received, slot_taken=True)
+
+    def _receive(self, delivery: Delivery) -> Request | None:
+        try:
+            return receive(delivery.body, self.authenticator)
+        except Refused as refused:
+            if refused.replay and delivery.redelivered:
+                log.info("request %s redelivered by the broker; already taken", refused.sn)
+                return None
+            log.warning(
+                "plugin %s: request %s refused [%s]: %s",
+                self.name,
+                refused.sn,
+                refused.rejected.code,
+                refused,
+            )
+            self.replier.refused(refused)
+            return None
+
+    # -- running ------------------------------------------------------------
+
+    def submit(self, request: Request, received: float, *, slot_taken: bool = False) -> None:
+        """Run a journaled request on the worker pool (also used for replay)."""
+        if not slot_taken:
+            self._slots.acquire()
+        with self._lock:
+            self._running.add(request.sn)
+        try:
+            self._pool.submit(self._work, request, received)
+        except RuntimeError:  # the pool is shut down: the journal keeps it
+            self._done(request.sn)
+
+    def _done(self, sn: str) -> None:
+        with self._lock:
+            self._running.discard(sn)
+        self._slots.release()
+
+    def _work(self, request: Request, received: float) -> None:
+        try:
+            self._run(request, received)
+        except Exception:
+            log.exception("plugin %s: request %s failed in the agent", self.name, request.sn)
+        finally:
+            self._done(request.sn)
+
+    def _run(self, request: Request, received: float) -> None:
+        if self.latency > 0 and not self._cancelled(request.sn):
+            self._stopping.wait(self.latency)
+        if self._stopping.is_set():
+            return  # shutting down: the journal keeps it for the next start
+        rejected = self._not_runnable(request, received)
+        if rejected is not None:
+            log.info("request %s not run: %s", request.sn, rejected.description)
+            self.replier.reject(request, rejected)
+        else:
+            log.info("request %s: %s.%s() started", request.sn, request.classname, request.method)
+            run(request, self.dispatcher, self.replier, lambda: self._cancelled(request.sn))
+        self.journal.finish(request.sn)
+
+    def _not_runnable(self, request: Request, received: float) -> RequestRejected | None:
+        if self._cancelled(request.sn):
+            return RequestRejected(wire.CANCELLED, "request cancelled before it started")
+        deadline = request.deadline(received)
+        if deadline is not None and time.time() > deadline:
+            return RequestRejected(
+                wire.EXPIRED, "request expired before it started", {"ttl": request.ttl}
+            )
+        return None
+
+    def _cancelled(self, sn: str) -> bool:
+        return self.journal.is_cancelled(sn)
+
+    def running(self) -> list[str]:
+        with self._lock:
+            return sorted(self._running)
+
+    def describe(self) -> dict[str, Any]:
+        return {"queue": str(self.address), "threads": self.threads, "running": self.running()}

@@ -1,0 +1,143 @@
+"""The ``goferd`` command: run the agent in the foreground, as systemd wants it."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from types import FrameType
+
+from gofer import __version__
+from gofer.agent import logs, notify
+from gofer.agent.config import load_agent_config
+from gofer.agent.daemon import Goferd
+from gofer.agent.paths import Paths
+from gofer.errors import GoferError
+
+log = logging.getLogger("gofer.goferd")
+
+#: Exit statuses.
+OK, FAILED, USAGE, CONFIG = 0, 1, 2, 78
+
+
+def parser() -> argparse.ArgumentParser:
+    """The argument parser (also the source of the man page)."""
+    cli = argparse.ArgumentParser(
+        prog="goferd",
+        description="The gofer agent: hosts plugins and serves their remote methods "
+        "over AMQP brokers. Runs in the foreground (systemd's way).",
+        epilog="Signals: SIGTERM/SIGINT stop after running requests end (at most "
+        "[main] drain_timeout seconds; unfinished ones run again at the next start); "
+        "SIGHUP reloads the plugins. Exit status: 0 stopped cleanly, 1 failed, "
+        "78 configuration error.",
+    )
+    cli.add_argument(
+        "-f",
+        "--foreground",
+        action="store_true",
+        help="run in the foreground (always the case; accepted for compatibility)",
+    )
+    cli.add_argument(
+        "--root",
+        metavar="DIR",
+        help="move every path (/etc/gofer, /var/lib/gofer, /run/gofer, plugin "
+        "directories) below DIR; default $GOFER_ROOT or /",
+    )
+    cli.add_argument(
+        "--log",
+        dest="log_target",
+        default="auto",
+        choices=("auto", "journald", "syslog", "stderr"),
+        help="where log lines go (auto: the journal under systemd, else stderr)",
+    )
+    cli.add_argument("--version", action="version", version=f"goferd {__version__}")
+    return cli
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run goferd until a stop signal; returns the exit status."""
+    args = parser().parse_args(argv)
+    paths = Paths.from_environment(args.root)
+    try:
+        config = load_agent_config(paths)
+    except GoferError as exc:
+        print(f"goferd: {exc}", file=sys.stderr)
+        return CONFIG
+    levels = {name: logging.getLevelName(level) for name, level in config.logging.levels.items()}
+    logs.configure(levels, target=args.log_target)
+    try:
+        with pid_lock(paths.pidfile):
+            return _serve(paths, config)
+    except GoferError as exc:
+        log.error("goferd cannot start: %s", exc)
+        return FAILED
+
+
+def _serve(paths: Paths, config: object) -> int:
+    stop = threading.Event()
+    reload = threading.Event()
+
+    def on_stop(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    def on_reload(signum: int, frame: FrameType | None) -> None:
+        reload.set()
+        stop.set()  # wakes the main loop; cleared again below
+
+    signal.signal(signal.SIGTERM, on_stop)
+    signal.signal(signal.SIGINT, on_stop)
+    signal.signal(signal.SIGHUP, on_reload)
+    agent = Goferd(paths, config)  # type: ignore[arg-type]
+    agent.start()
+    log.info("goferd %s running (pid %d, root %s)", __version__, os.getpid(), paths.root)
+    notify.notify("READY=1")
+    while True:
+        stop.wait()
+        if reload.is_set():
+            reload.clear()
+            stop.clear()
+            notify.notify("RELOADING=1")
+            agent.reload()
+            notify.notify("READY=1")
+            continue
+        break
+    log.info("goferd stopping")
+    notify.notify("STOPPING=1")
+    agent.shutdown()
+    return OK
+
+
+@contextlib.contextmanager
+def pid_lock(path: Path) -> Iterator[None]:
+    """Hold the pid file's lock (one goferd per root) and keep our pid in it.
+
+    Raises:
+        GoferError: another goferd holds it.
+    """
+    path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            other = os.pread(fd, 32, 0).decode(errors="replace").strip()
+            raise GoferError(f"goferd is already running (pid {other or '?'}, {path})") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        os.set_inheritable(fd, False)
+        yield
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+    finally:
+        os.close(fd)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

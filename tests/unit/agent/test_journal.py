@@ -1,0 +1,446 @@
+"""The request journal: durable across reopen, group commit, torn records, compaction, bad input."""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import stat
+import threading
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gofer.agent import journal as journal_module
+from gofer.agent.journal import LOG_NAME, Entry, Journal, JournalError
+from gofer.errors import GoferError
+
+
+def entry(sn: str | None = None, body: bytes = b'{"sn": "..."}', plugin: str = "demo") -> Entry:
+    return Entry(sn=sn or str(uuid.uuid4()), plugin=plugin, body=body, received=1700000000.5)
+
+
+@pytest.fixture
+def directory(tmp_path: Path) -> Path:
+    return tmp_path / "journal"
+
+
+@pytest.fixture
+def opened(directory: Path) -> Iterator[Callable[..., Journal]]:
+    """Opens journals on ``directory`` and closes whatever a test leaves open."""
+    journals: list[Journal] = []
+
+    def open_journal(**options: object) -> Journal:
+        journal = Journal(directory, **options)  # type: ignore[arg-type]
+        journals.append(journal)
+        return journal
+
+    yield open_journal
+    for journal in journals:
+        journal.close()
+
+
+def reopen(journal: Journal, opened: Callable[..., Journal]) -> Journal:
+    journal.close()
+    return opened()
+
+
+def test_written_entries_are_pending_in_order_across_reopen(
+    opened: Callable[..., Journal],
+) -> None:
+    journal = opened()
+    entries = [entry(body=bytes([n]) * n) for n in range(5)]
+    for each in entries:
+        journal.write(each)
+    assert journal.pending() == entries
+    assert len(journal) == 5
+    assert entries[2].sn in journal
+
+    journal = reopen(journal, opened)
+
+    assert journal.pending() == entries
+    assert len(journal) == 5
+
+
+def test_finished_entries_are_not_replayed_and_stay_finished(
+    opened: Callable[..., Journal],
+) -> None:
+    journal = opened()
+    first, second = entry(), entry()
+    journal.write(first)
+    journal.write(second)
+    journal.finish(first.sn)
+    assert journal.pending() == [second]
+    assert journal.is_finished(first.sn)
+    assert not journal.is_finished(second.sn)
+
+    journal = reopen(journal, opened)
+
+    assert journal.pending() == [second]
+    assert journal.is_finished(first.sn)
+    assert first.sn not in journal
+
+
+def test_finish_of_an_unjournaled_sn_is_remembered(opened: Callable[..., Journal]) -> None:
+    journal = opened()
+    sn = str(uuid.uuid4())
+    journal.finish(sn)
+
+    assert reopen(journal, opened).is_finished(sn)
+
+
+def test_rewriting_a_pending_sn_replaces_it_in_place(opened: Callable[..., Journal]) -> None:
+    journal = opened()
+    first, second = entry(), entry()
+    journal.write(first)
+    journal.write(second)
+    again = entry(first.sn, body=b"again")
+    journal.write(again)
+
+    assert journal.pending() == [again, second]
+    assert reopen(journal, opened).pending() == [again, second]
+
+
+def test_finished_sns_are_forgotten_beyond_capacity(opened: Callable[..., Journal]) -> None:
+    journal = opened(finished_capacity=3)
+    sns = [str(uuid.uuid4()) for _ in range(5)]
+    for sn in sns:
+        journal.finish(sn)
+
+    assert [journal.is_finished(sn) for sn in sns] == [False, False, True, True, True]
+    journal.close()
+    journal = opened(finished_capacity=3)
+    assert [journal.is_finished(sn) for sn in sns] == [False, False, True, True, True]
+
+
+def test_cancel_before_the_request_arrives_is_kept(opened: Callable[..., Journal]) -> None:
+    journal = opened()
+    early = entry()
+    assert journal.cancel(early.sn)
+    assert journal.is_cancelled(early.sn)
+    journal = reopen(journal, opened)
+    assert journal.is_cancelled(early.sn)
+
+    journal.write(early)
+
+    journal = reopen(journal, opened)
+    assert journal.pending() == [early]
+    assert journal.is_cancelled(early.sn)
+
+
+def test_cancel_of_a_pending_request_survives_restart(opened: Callable[..., Journal]) -> None:
+    journal = opened()
+    pending, other = entry(), entry()
+    journal.write(pending)
+    journal.write(other)
+
+    assert journal.cancel(pending.sn)
+
+    journal = reopen(journal, opened)
+    assert journal.is_cancelled(pending.sn)
+    assert not journal.is_cancelled(other.sn)
+    assert journal.pending() == [pending, other]
+
+
+def test_cancel_after_finish_is_refused_and_finish_drops_the_mark(
+    opened: Callable[..., Journal],
+) -> None:
+    journal = opened()
+    done, cancelled = entry(), entry()
+    journal.write(done)
+    journal.finish(done.sn)
+    assert not journal.cancel(done.sn)
+    assert not journal.is_cancelled(done.sn)
+
+    journal.write(cancelled)
+    journal.cancel(cancelled.sn)
+    journal.finish(cancelled.sn)
+    assert not journal.is_cancelled(cancelled.sn)
+    assert not reopen(journal, opened).is_cancelled(cancelled.sn)
+
+
+def test_concurrent_writers_are_all_durable(opened: Callable[..., Journal]) -> None:
+    journal = opened()
+    written: list[list[Entry]] = [[entry() for _ in range(500)] for _ in range(8)]
+    failures: list[JournalError] = []
+
+    def write_all(entries: list[Entry]) -> None:
+        try:
+            for each in entries:
+                journal.write(each)
+        except JournalError as exc:
+            failures.append(exc)
+
+    run_threads(write_all, written)
+
+    assert not failures
+    journal = reopen(journal, opened)
+    pending = journal.pending()
+    assert len(pending) == 4000
+    assert {each.sn for each in pending} == {each.sn for part in written for each in part}
+    for part in written:  # each thread's own writes replay in the order it made them
+        position = {each.sn: n for n, each in enumerate(pending)}
+        assert [position[each.sn] for each in part] == sorted(position[each.sn] for each in part)
+
+
+def test_one_fsync_covers_concurrent_writes(
+    opened: Callable[..., Journal], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    journal = opened()
+    fsyncs = count_fsyncs(monkeypatch)
+
+    run_threads(lambda _: [journal.write(entry()) for _ in range(100)], range(8))
+
+    assert len(journal) == 800
+    assert fsyncs() < 800 / 2, "group commit should batch concurrent writers"
+
+
+def test_a_lone_writer_gets_one_fsync_per_write(
+    opened: Callable[..., Journal], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    journal = opened()
+    fsyncs = count_fsyncs(monkeypatch)
+
+    for _ in range(20):
+        journal.write(entry())
+
+    assert fsyncs() == 20
+
+
+def test_a_torn_last_record_is_skipped_and_logged(
+    opened: Callable[..., Journal], directory: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    journal = opened()
+    entries = [entry() for _ in range(3)]
+    for each in entries:
+        journal.write(each)
+    journal.close()
+    log_file = directory / LOG_NAME
+    os.truncate(log_file, log_file.stat().st_size - 10)
+
+    with caplog.at_level(logging.WARNING, logger="gofer.agent.journal"):
+        journal = opened()
+
+    assert journal.pending() == entries[:2]
+    assert "damaged bytes" in caplog.text
+    journal.write(entries[2])  # appends after the repaired log, not after the torn bytes
+    caplog.clear()
+    assert reopen(journal, opened).pending() == entries
+    assert "damaged" not in caplog.text
+
+
+def test_garbage_after_the_last_record_is_skipped_and_logged(
+    opened: Callable[..., Journal], directory: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    journal = opened()
+    entries = [entry() for _ in range(3)]
+    for each in entries:
+        journal.write(each)
+    journal.close()
+    with (directory / LOG_NAME).open("ab") as log_file:
+        log_file.write(journal_module.RECORD_MAGIC + b"\x00\x01garbage" * 20)
+
+    with caplog.at_level(logging.WARNING, logger="gofer.agent.journal"):
+        journal = opened()
+
+    assert journal.pending() == entries
+    assert "damaged bytes" in caplog.text
+
+
+def test_a_damaged_record_in_the_middle_loses_only_itself(
+    opened: Callable[..., Journal], directory: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    journal = opened()
+    entries = [entry(body=b"body-%d" % n) for n in range(3)]
+    for each in entries:
+        journal.write(each)
+    journal.close()
+    log_file = directory / LOG_NAME
+    data = bytearray(log_file.read_bytes())
+    data[data.index(b"body-1")] ^= 0xFF
+    log_file.write_bytes(bytes(data))
+
+    with caplog.at_level(logging.WARNING, logger="gofer.agent.journal"):
+        journal = opened()
+
+    assert journal.pending() == [entries[0], entries[2]]
+    assert "damaged bytes" in caplog.text
+
+
+def test_a_file_that_is_not_a_journal_is_refused_and_kept(
+    opened: Callable[..., Journal], directory: Path
+) -> None:
+    directory.mkdir()
+    (directory / LOG_NAME).write_bytes(b"something else entirely\n")
+
+    with pytest.raises(JournalError, match="not a gofer journal"):
+        opened()
+
+    assert (directory / LOG_NAME).read_bytes() == b"something else entirely\n"
+
+
+def test_compaction_keeps_the_log_bounded(
+    opened: Callable[..., Journal], directory: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Durability is not what this test is about: skip the real fsyncs so it runs fast.
+    monkeypatch.setattr(os, "fsync", lambda fd: None)
+    limit = 64 * 1024
+    journal = opened(compact_bytes=limit, finished_capacity=200, commit_window=0)
+    keep = entry()
+    journal.write(keep)
+    body = b"x" * 200
+    sizes: list[int] = []
+
+    def cycles(_: int) -> None:
+        for n in range(5000):
+            each = entry(body=body)
+            journal.write(each)
+            journal.finish(each.sn)
+            if n % 250 == 0:
+                sizes.append((directory / LOG_NAME).stat().st_size)
+
+    run_threads(cycles, range(4))  # 20,000 write + finish cycles
+
+    assert max(sizes) < 2 * limit
+    journal = reopen(journal, opened)
+    assert journal.pending() == [keep]
+    assert (directory / LOG_NAME).stat().st_size < 2 * limit
+
+
+def test_a_failed_compaction_keeps_the_log_and_is_retried(
+    opened: Callable[..., Journal], directory: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    limit = 4096
+    journal = opened(compact_bytes=limit, finished_capacity=10, commit_window=0)
+    blocker = directory / journal_module.TEMP_NAME
+    blocker.mkdir()  # the rewrite cannot create its temporary file
+
+    with caplog.at_level(logging.WARNING, logger="gofer.agent.journal"):
+        for _ in range(40):
+            each = entry(body=b"x" * 200)
+            journal.write(each)
+            journal.finish(each.sn)
+    assert "cannot compact" in caplog.text
+    assert (directory / LOG_NAME).stat().st_size > 2 * limit
+
+    blocker.rmdir()
+    last = entry(body=b"x" * 200)
+    for _ in range(20):
+        journal.write(last)
+        journal.finish(last.sn)
+    assert (directory / LOG_NAME).stat().st_size < 2 * limit
+    assert reopen(journal, opened).is_finished(last.sn)
+
+
+@pytest.mark.parametrize(
+    "sn",
+    ["../../etc/passwd", "a" * 65, "", 42, None, b"0123abcd", "abc\n", "/tmp/x", "ab cd"],
+)
+def test_hostile_serial_numbers_are_refused(
+    opened: Callable[..., Journal], directory: Path, sn: object
+) -> None:
+    journal = opened()
+    before = sorted(directory.iterdir())
+
+    for call in (journal.finish, journal.cancel, journal.is_finished, journal.is_cancelled):
+        with pytest.raises(JournalError):
+            call(sn)  # type: ignore[arg-type]
+    with pytest.raises(JournalError):
+        Entry(sn=sn, plugin="demo", body=b"", received=0.0)  # type: ignore[arg-type]
+
+    assert sn not in journal
+    assert sorted(directory.iterdir()) == before
+    assert not (directory.parent / "etc").exists()
+    assert reopen(journal, opened).pending() == []
+
+
+@pytest.mark.parametrize("plugin", ["", "../x", "a/b", "x" * 101, "ok\n", 7])
+def test_hostile_plugin_names_are_refused(plugin: object) -> None:
+    with pytest.raises(JournalError, match="plugin"):
+        Entry(sn=str(uuid.uuid4()), plugin=plugin, body=b"", received=0.0)  # type: ignore[arg-type]
+
+
+def test_write_takes_only_entries(opened: Callable[..., Journal]) -> None:
+    with pytest.raises(JournalError):
+        opened().write({"sn": str(uuid.uuid4())})  # type: ignore[arg-type]
+    with pytest.raises(JournalError):
+        Entry(sn=str(uuid.uuid4()), plugin="demo", body="text", received=0.0)  # type: ignore[arg-type]
+
+
+def test_a_second_journal_on_the_directory_is_refused(
+    opened: Callable[..., Journal],
+) -> None:
+    journal = opened()
+
+    with pytest.raises(JournalError, match="in use"):
+        Journal(journal.directory)
+
+    journal.close()
+    opened().close()  # the lock went with close()
+
+
+def test_the_directory_is_private(opened: Callable[..., Journal], directory: Path) -> None:
+    opened()
+
+    assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+    for path in directory.iterdir():
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_a_closed_journal_refuses_writes(opened: Callable[..., Journal]) -> None:
+    journal = opened()
+    journal.close()
+    journal.close()
+
+    with pytest.raises(JournalError, match="closed"):
+        journal.write(entry())
+
+
+def test_a_disk_error_stops_the_journal_and_reopening_recovers(
+    opened: Callable[..., Journal],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    journal = opened()
+    kept = entry()
+    journal.write(kept)
+
+    def disk_full(fd: int, data: object) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "write", disk_full)
+    with caplog.at_level(logging.ERROR), pytest.raises(JournalError):
+        journal.write(entry())
+    with pytest.raises(JournalError, match="failed"):
+        journal.write(entry())
+    assert "cannot write" in caplog.text
+    monkeypatch.undo()
+
+    assert reopen(journal, opened).pending() == [kept]
+
+
+def test_journal_error_is_a_gofer_error() -> None:
+    assert issubclass(JournalError, GoferError)
+
+
+def count_fsyncs(monkeypatch: pytest.MonkeyPatch) -> Callable[[], int]:
+    calls: list[int] = []
+    real = os.fsync
+
+    def fsync(fd: int) -> None:
+        calls.append(fd)
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    return lambda: len(calls)
+
+
+def run_threads(work: Callable[[Any], object], arguments: Iterable[Any]) -> None:
+    threads = [threading.Thread(target=work, args=(each,)) for each in arguments]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
