@@ -22,6 +22,7 @@
         ├── RequestTimeoutError      no final reply within ``wait`` (carries ``sn``)
         ├── RequestRejectedError     the agent refused to run it (carries ``code``)
         ├── RemoteError              the remote method raised an exception we do not rebuild
+        ├── RequestInterruptedError  goferd stopped while it ran; it was not run again
         ├── NotAuthorized            the shared secret (or PAM login) was wrong
         ├── NamespaceNotFound        no such class or plugin namespace on the agent
         └── MemberNotFound           no such remote method or function on the agent
@@ -191,6 +192,14 @@ class RemoteError(RmiError):
         self.xargs = xargs
         self.xstate = xstate
         self.remote_traceback = remote_traceback
+
+
+class RequestInterruptedError(RmiError):
+    """goferd stopped (crashed, was killed) while the request ran; it was not run again.
+
+    A request that began to run may have done part of its work, so goferd
+    does not repeat it after a restart; the caller decides whether to call again.
+    """
 
 
 class NotAuthorized(RmiError):  # noqa: N818 - the name on the wire and in the user guide

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
+from gofer.rmi import transport
 from tests import brokers
 
 
@@ -26,3 +29,33 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 def pytest_sessionfinish(session: pytest.Session) -> None:
     if _skipped_broker_tests(session.config):
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.fixture(scope="session")
+def url() -> str:
+    """The RabbitMQ URL for RMI and goferd tests (fails in CI when unreachable)."""
+    for test_broker in brokers.brokers():
+        if test_broker.name == "rabbitmq":
+            if test_broker.reachable():
+                return test_broker.url
+            message = f"RabbitMQ not reachable at {test_broker.parsed}"
+            break
+    else:
+        message = "RabbitMQ turned off (GOFER_TEST_RABBITMQ=off)"
+    if brokers.required():
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _close_transports() -> Iterator[None]:
+    """Close the callers' shared connections once the session ends."""
+    yield
+    transport.close_all()
+
+
+def mark_broker_tests(items: list[pytest.Item], folder: str) -> None:
+    """Mark every test under ``tests/<folder>`` as a broker test."""
+    for item in items:
+        if item.nodeid.startswith(f"tests/{folder}/"):
+            item.add_marker(pytest.mark.broker)

@@ -245,8 +245,7 @@ class Goferd:
         if sn is not None:
             if not wire.valid_sn(sn):
                 raise ValueError(f"not a serial number: {sn!r}"[:100])
-            self.journal.cancel(sn)
-            return [sn]
+            return [sn] if self.journal.cancel(sn) else []
         match = compile_criteria(criteria)
         cancelled = []
         for entry in self.journal.pending():
@@ -254,8 +253,7 @@ class Goferd:
                 data = auth.validate(None, entry.body).get("data")
             except GoferError:
                 continue
-            if match(data):
-                self.journal.cancel(entry.sn)
+            if match(data) and self.journal.cancel(entry.sn):
                 cancelled.append(entry.sn)
         return cancelled
 

@@ -57,15 +57,16 @@ Files in the journal directory (mode 0700; files 0600):
     magic   4 bytes   b"\\xa7GJr"
     crc     4 bytes   CRC-32 of length, kind and payload (big-endian, as all integers)
     length  4 bytes   payload length
-    kind    1 byte    1 put, 2 finish, 3 cancel
+    kind    1 byte    1 put, 2 finish, 3 cancel, 4 started
     payload           put: received (8-byte IEEE double), sn length (1 byte), sn,
                            plugin length (1 byte), plugin, body (the rest)
-                      finish, cancel: the sn (ASCII)
+                      finish, cancel, started: the sn (ASCII)
 
 The state is the fold of the records in order: a put makes its entry pending
-(replacing a pending entry of the same sn, which keeps its place); a finish
-drops the entry and the sn's cancel mark and remembers the sn as finished; a
-cancel marks an sn that is not finished. When the log is more than
+(replacing a pending entry of the same sn, which keeps its place); a started
+mark says a pending entry began to run; a finish drops the entry, its
+started mark and its cancel mark and remembers the sn as finished; a cancel
+marks an sn that is not finished. When the log is more than
 ``COMPACT_RATIO`` times the size of its live records and at least
 ``compact_bytes`` long, the writer rewrites the live records (finished
 marks, cancel marks, pending puts, each in order) into ``journal.log.tmp``,
@@ -111,7 +112,7 @@ COMPACT_RATIO = 4
 #: Largest message body the journal takes (RabbitMQ's default maximum message size).
 MAX_BODY = 128 * 2**20
 
-PUT, FINISH, CANCEL = 1, 2, 3
+PUT, FINISH, CANCEL, START = 1, 2, 3, 4
 
 _HEADER = struct.Struct(">4sIIB")  # magic, crc, length, kind
 _CHECKED = struct.Struct(">IB")  # length, kind: the part of the header the crc covers
@@ -188,7 +189,9 @@ class Journal:
     :meth:`close` (or use it as a context manager) to stop it.
 
     Only the writer thread (and the constructor, before it starts) changes
-    the state or touches the log; callers queue their changes and wait.
+    the state or touches the log; callers queue their changes and wait. A
+    forked child must not use its parent's journal; it drops its copy of the
+    lock at fork, so a child that outlives goferd does not hold the directory.
 
     Args:
         directory: where the journal lives; one journal per directory.
@@ -279,6 +282,28 @@ class Journal:
         self._commit(_Op(CANCEL, sn, _encode_mark(CANCEL, sn)))
         return True
 
+    def start(self, sn: str) -> None:
+        """Mark a pending request as started; returns once that is durable.
+
+        A request found started at replay began to run before goferd
+        stopped: it is not run again (it could have done half its work),
+        it is answered as interrupted.
+
+        Raises:
+            JournalError: an invalid sn, the journal is closed, or the disk failed.
+        """
+        self._commit(_Op(START, check_sn(sn), _encode_mark(START, sn)))
+
+    def is_started(self, sn: str) -> bool:
+        """True if ``sn`` is pending and was marked started.
+
+        Raises:
+            JournalError: an invalid sn.
+        """
+        check_sn(sn)
+        with self._lock:
+            return sn in self._state.started
+
     def is_finished(self, sn: str) -> bool:
         """True if ``sn`` finished (among the last ``finished_capacity`` to).
 
@@ -349,7 +374,8 @@ class Journal:
             self._queue.append(op)
             self._enqueued += 1
             ticket = self._enqueued
-            self._queued.notify()
+            if len(self._queue) in (1, self._expected):  # the writer waits for no other count
+                self._queued.notify()
             while self._committed < ticket:
                 if self._stopped:
                     raise JournalError(f"{self!r} stopped before it could commit") from (
@@ -499,6 +525,7 @@ class _State:
         self.pending: dict[str, Entry] = {}
         self.finished: OrderedDict[str, None] = OrderedDict()
         self.cancelled: OrderedDict[str, None] = OrderedDict()
+        self.started: set[str] = set()
         self.live_bytes = len(FILE_MAGIC)
 
     def apply(self, kind: int, value: Entry | str) -> None:
@@ -507,6 +534,10 @@ class _State:
             self._put(value)
         elif kind == FINISH:
             self._finish(value)
+        elif kind == START:
+            if value in self.pending and value not in self.started:
+                self.started.add(value)
+                self.live_bytes += _mark_size(value)
         elif value not in self.finished:
             self._mark(self.cancelled, value)
 
@@ -521,6 +552,9 @@ class _State:
         entry = self.pending.pop(sn, None)
         if entry is not None:
             self.live_bytes -= _put_size(entry)
+        if sn in self.started:
+            self.started.discard(sn)
+            self.live_bytes -= _mark_size(sn)
         if sn in self.cancelled:
             del self.cancelled[sn]
             self.live_bytes -= _mark_size(sn)
@@ -544,6 +578,8 @@ class _State:
             yield _encode_mark(CANCEL, sn)
         for entry in self.pending.values():
             yield _encode_put(entry)
+        for sn in self.started:
+            yield _encode_mark(START, sn)
 
 
 def _encode(kind: int, payload: bytes) -> bytes:
@@ -615,7 +651,7 @@ def _record_at(data: bytes, offset: int) -> tuple[tuple[int, Entry | str], int] 
 
 
 def _decode(kind: int, payload: bytes) -> Entry | str:
-    if kind in (FINISH, CANCEL):
+    if kind in (FINISH, CANCEL, START):
         return check_sn(payload.decode("ascii"))
     if kind != PUT:
         raise JournalError(f"unknown record kind {kind}")

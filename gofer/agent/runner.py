@@ -8,9 +8,13 @@ The life of a request::
            ◀── started, progress..., result ◀── worker pool (threads)
                                                   └── journal.finish
 
-At most ``threads`` requests are held in memory: a slot is taken before a
-message is read and given back when its request ends, so back-pressure
-comes from the broker (prefetch = threads). A request that will not run
+At most ``threads + backlog`` requests are held (journaled and accepted) at
+once: a slot is taken before a message is read and given back when its
+request ends, so beyond that bound back-pressure comes from the broker
+(prefetch = threads). The backlog lets callers learn early that their
+request is accepted, and lets ``Admin.cancel(criteria=...)`` reach requests
+waiting for a worker; cancelling by serial number also works for requests
+still in the broker's queue (the mark waits in the journal). A request that will not run
 (malformed, not authentic, expired, cancelled) is answered ``rejected``
 when it has a reply address, and logged either way.
 """
@@ -24,12 +28,13 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from gofer.agent.journal import Entry, Journal
-from gofer.errors import GoferError, NotFoundError
+from gofer.errors import GoferError, NotFoundError, RequestInterruptedError
 from gofer.messaging.adapter.model import Address, Delivery, Queue
 from gofer.messaging.auth import Authenticator
 from gofer.messaging.connection import Connection, Reader
 from gofer.rmi import wire
 from gofer.rmi.dispatcher import Dispatcher
+from gofer.rmi.model import RemoteFailure
 from gofer.rmi.serve import Refused, Replier, receive, run
 from gofer.rmi.wire import Request, RequestRejected
 
@@ -38,6 +43,8 @@ log = logging.getLogger(__name__)
 #: Seconds between checks that an idle plugin's queue still exists (for
 #: brokers that do not tell a consumer its queue was deleted).
 QUEUE_CHECK_INTERVAL = 30.0
+#: Requests taken beyond the workers (at least this many, or ``threads``).
+BACKLOG_MIN = 4
 #: Back-off bounds (seconds) while a plugin's queue is missing.
 REPAIR_DELAYS = (1.0, 30.0)
 
@@ -84,7 +91,8 @@ class PluginRunner:
         self.expiration = expiration
         self.authenticator = authenticator
         self.replier = Replier(connection.send, authenticator)
-        self._slots = threading.BoundedSemaphore(self.threads)
+        self.backlog = max(BACKLOG_MIN, self.threads)
+        self._slots = threading.BoundedSemaphore(self.threads + self.backlog)
         self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix=f"gofer-{name}")
         self._stopping = threading.Event()
         self._consumer: threading.Thread | None = None
@@ -220,9 +228,12 @@ class PluginRunner:
         """Check, journal and acknowledge one message; hand its request to a worker."""
         received = time.time()
         request = self._receive(delivery)
-        if request is None or self.journal.is_finished(request.sn):
-            if request is not None:
-                log.info("request %s already answered; duplicate dropped", request.sn)
+        if request is not None and (
+            self.journal.is_finished(request.sn) or request.sn in self.journal
+        ):
+            log.info("request %s already taken; duplicate delivery dropped", request.sn)
+            request = None
+        if request is None:
             reader.ack(delivery)
             self._slots.release()
             return
@@ -251,7 +262,11 @@ class PluginRunner:
     # -- running ------------------------------------------------------------
 
     def submit(self, request: Request, received: float, *, slot_taken: bool = False) -> None:
-        """Run a journaled request on the worker pool (also used for replay)."""
+        """Run a journaled request on the worker pool (also used for replay).
+
+        A replayed request that had started before goferd stopped is not run
+        again: it is answered with ``RequestInterruptedError``.
+        """
         if not slot_taken:
             self._slots.acquire()
         with self._lock:
@@ -299,6 +314,7 @@ class PluginRunner:
         return None
 
     def _cancelled(self, sn: str) -> bool:
+        """True once the request is cancelled (a journal lookup: cheap)."""
         return self.journal.is_cancelled(sn)
 
     def running(self) -> list[str]:
@@ -307,3 +323,10 @@ class PluginRunner:
 
     def describe(self) -> dict[str, Any]:
         return {"queue": str(self.address), "threads": self.threads, "running": self.running()}
+
+
+def _interrupted(request: Request) -> dict[str, Any]:
+    error = RequestInterruptedError(
+        f"{request.classname}.{request.method}(): goferd stopped while it ran; it was not run again"
+    )
+    return RemoteFailure.from_exception(error).result()

@@ -88,8 +88,8 @@ class Scheduler:
         """Schedule ``run`` every ``interval``, first as soon as the scheduler runs.
 
         Args:
-            name: unique; plugins' actions start with the plugin's name so
-                that :meth:`remove_prefix` finds them.
+            name: unique; a plugin's actions are named ``"<plugin>.<action>"``
+                so that ``remove_prefix("<plugin>.")`` finds them all.
             run: called with no arguments; what it returns is ignored.
             interval: between the starts of two runs; more than zero.
 
@@ -135,7 +135,7 @@ class Scheduler:
             RuntimeError: it was started before (a scheduler runs once).
         """
         with self._changed:
-            if self._thread is not None:
+            if self._thread is not None or self._stopping:
                 raise RuntimeError("a scheduler can be started only once")
             self._thread = threading.Thread(target=self._loop, name="gofer-scheduler")
             self._thread.daemon = True

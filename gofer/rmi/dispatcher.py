@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import inspect
 import json
 import logging
@@ -142,10 +143,14 @@ def _secret_matches(wanted: object, given: str | None) -> bool:
             log.exception("secret callable failed")
             return False
     if isinstance(wanted, str):
-        return given == wanted
-    if isinstance(wanted, list | tuple):
-        return given in wanted
-    return False
+        wanted = [wanted]
+    if not isinstance(wanted, list | tuple):
+        return False
+    # Constant-time comparisons: a secret's prefix must not show in timing.
+    given_bytes = given.encode()
+    return any(
+        isinstance(one, str) and hmac.compare_digest(given_bytes, one.encode()) for one in wanted
+    )
 
 
 def _check_arguments(request: Request, member: Member) -> None:

@@ -32,7 +32,12 @@ _BUILTIN_MODULES = frozenset({"builtins", "exceptions", "__builtin__"})
 _registered: dict[tuple[str, str], type[BaseException]] = {}
 _by_name: dict[str, type[BaseException]] = {
     cls.__name__: cls
-    for cls in (errors.NotAuthorized, errors.NamespaceNotFound, errors.MemberNotFound)
+    for cls in (
+        errors.NotAuthorized,
+        errors.NamespaceNotFound,
+        errors.MemberNotFound,
+        errors.RequestInterruptedError,
+    )
 }
 _lock = threading.Lock()
 

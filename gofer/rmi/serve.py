@@ -90,7 +90,9 @@ def _reply_fields(document: Document | None) -> tuple[str | None, str | None, An
         return None, None, None
     sn = document.get("sn")
     replyto = document.get("replyto")
-    usable_sn = sn if wire.valid_sn(sn) else None
+    # Even a bad serial number is echoed (it is only text in a JSON reply) so
+    # that the sender can tell which message was refused; never a huge one.
+    usable_sn = sn if isinstance(sn, str) and len(sn) <= 4 * wire.MAX_SN_LENGTH else None
     usable_replyto = replyto if isinstance(replyto, str) and 0 < len(replyto) <= 255 else None
     return usable_sn, usable_replyto, document.get("data")
 
@@ -128,7 +130,7 @@ class Replier:
 
     def refused(self, refused: Refused) -> None:
         """Answer a refused request with ``rejected``, when it can be answered."""
-        if refused.replyto and refused.sn:
+        if refused.replyto:
             document = wire.rejected_document(
                 refused.sn, refused.replyto, refused.data, refused.rejected
             )

@@ -247,12 +247,14 @@ def _ttl(ttl: object) -> float | None:
     return None
 
 
-def reply_envelope(sn: str, replyto: str, data: Any) -> Document:
+def reply_envelope(sn: str | None, replyto: str, data: Any) -> Document:
     """The fields every reply carries."""
     return Document(sn=sn, version=VERSION, routing=[None, replyto], data=data)
 
 
-def status_document(sn: str, replyto: str, data: Any, status: str, **fields: Any) -> Document:
+def status_document(
+    sn: str | None, replyto: str, data: Any, status: str, **fields: Any
+) -> Document:
     """A status reply (``accepted``, ``started``, ``progress``, ``rejected``)."""
     doc = reply_envelope(sn, replyto, data)
     doc.update(status=status, **fields)
@@ -261,7 +263,9 @@ def status_document(sn: str, replyto: str, data: Any, status: str, **fields: Any
     return doc
 
 
-def rejected_document(sn: str, replyto: str, data: Any, rejected: RequestRejected) -> Document:
+def rejected_document(
+    sn: str | None, replyto: str, data: Any, rejected: RequestRejected
+) -> Document:
     """A ``rejected`` status for a request that will not run."""
     return status_document(
         sn,

@@ -12,11 +12,10 @@ import pytest
 from gofer.errors import GoferError
 from gofer.messaging.adapter.model import Queue
 from gofer.messaging.connection import Connection
-from gofer.rmi import transport
 from gofer.rmi.catalog import Catalog
 from gofer.rmi.dispatcher import Dispatcher
 from gofer.rmi.serve import Refused, Replier, receive, run
-from tests import brokers
+from tests.conftest import mark_broker_tests
 from tests.integration import zoo
 
 
@@ -68,21 +67,6 @@ class MiniAgent:
         self.connection.close()
 
 
-@pytest.fixture(scope="session")
-def url() -> str:
-    for test_broker in brokers.brokers():
-        if test_broker.name == "rabbitmq":
-            if test_broker.reachable():
-                return test_broker.url
-            message = f"RabbitMQ not reachable at {test_broker.parsed}"
-            break
-    else:
-        message = "RabbitMQ turned off (GOFER_TEST_RABBITMQ=off)"
-    if brokers.required():
-        pytest.fail(message)
-    pytest.skip(message)
-
-
 @pytest.fixture
 def make_agent(url: str) -> Iterator[object]:
     agents: list[MiniAgent] = []
@@ -102,13 +86,5 @@ def mini_agent(make_agent) -> MiniAgent:  # type: ignore[no-untyped-def]
     return make_agent()
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _close_transports() -> Iterator[None]:
-    yield
-    transport.close_all()
-
-
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if "integration" in item.nodeid.split("::")[0]:
-            item.add_marker(pytest.mark.broker)
+    mark_broker_tests(items, "integration")

@@ -192,7 +192,11 @@ def test_one_fsync_covers_concurrent_writes(
     journal = opened()
     fsyncs = count_fsyncs(monkeypatch)
 
-    run_threads(lambda _: [journal.write(entry()) for _ in range(100)], range(8))
+    def write_100(_: int) -> None:
+        for _ in range(100):
+            journal.write(entry())
+
+    run_threads(write_100, range(8))
 
     assert len(journal) == 800
     assert fsyncs() < 800 / 2, "group commit should batch concurrent writers"
@@ -380,6 +384,30 @@ def test_a_second_journal_on_the_directory_is_refused(
 
     journal.close()
     opened().close()  # the lock went with close()
+
+
+def test_a_forked_child_does_not_keep_the_directory_locked(
+    opened: Callable[..., Journal],
+) -> None:
+    journal = opened()
+    release, hold = os.pipe()
+    ready_read, ready_write = os.pipe()
+    child = os.fork()
+    if child == 0:  # the fork model's child: it outlives the journal that forked it
+        os.close(hold)
+        os.write(ready_write, b"!")  # the at-fork hooks have run by now
+        os.read(release, 1)
+        os._exit(0)
+    os.close(release)
+    os.close(ready_write)
+    os.read(ready_read, 1)
+    os.close(ready_read)
+    try:
+        journal.close()
+        opened().close()  # the child's copy of the lock file did not keep the lock
+    finally:
+        os.close(hold)
+        os.waitpid(child, 0)
 
 
 def test_the_directory_is_private(opened: Callable[..., Journal], directory: Path) -> None:

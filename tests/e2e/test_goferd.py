@@ -1,0 +1,356 @@
+"""goferd as operators run it: a real process, real plugins, real RabbitMQ, the documented CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from gofer.errors import (
+    MemberNotFound,
+    NamespaceNotFound,
+    NotFoundError,
+    RemoteError,
+    RequestRejectedError,
+    RequestTimeout,
+)
+from gofer.messaging.adapter.model import Queue
+from gofer.messaging.connection import Connection
+from gofer.proxy import Agent
+from gofer.rmi.async_ import ReplyConsumer
+from tests.e2e.conftest import REPO, Goferd
+
+GOFER = [sys.executable, str(REPO / "bin/gofer")]
+
+
+def gofer(*args: str, root: Goferd | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    if root is not None:
+        env["GOFER_ROOT"] = str(root.root)
+    return subprocess.run(
+        [*GOFER, *args], capture_output=True, text=True, env=env, timeout=60, check=False
+    )
+
+
+# -- calls through the proxy --------------------------------------------------
+
+
+def test_calls_exceptions_and_constructor_args(shared_goferd: Goferd) -> None:
+    agent = Agent(shared_goferd.url, shared_goferd.queue)
+    assert agent.Cow().moo() == "moo from daisy"
+    cow = agent.Cow()
+    cow("bella")
+    assert cow.moo(times=2) == "moo moo from bella"
+    with pytest.raises(ValueError, match="bella kicks"):
+        cow.kick()
+    assert agent.farm.whoami() == shared_goferd.process.pid  # type: ignore[union-attr]
+    assert agent.Cow().config_value() == "hello from the farm"
+    with pytest.raises(NamespaceNotFound):
+        agent.Horse().neigh()
+    with pytest.raises(MemberNotFound):
+        agent.Cow().fly()
+
+
+def test_forwarding_reaches_a_plugin_without_a_queue(shared_goferd: Goferd) -> None:
+    assert Agent(shared_goferd.url, shared_goferd.queue).Barn().doors() == "open"
+
+
+def test_admin(shared_goferd: Goferd) -> None:
+    admin = Agent(shared_goferd.url, shared_goferd.queue).Admin()
+    assert admin.hello().startswith("Hello, I am gofer agent")
+    assert admin.echo({"x": [1]}) == {"x": [1]}
+    text = admin.help()
+    assert "  farm" in text
+    assert "farm.Cow.moo(times=1)" in text
+    assert "barn.Barn.doors()" in text
+    assert "farm.tick 0:00:01" in text
+
+
+def test_progress_and_async_replies(shared_goferd: Goferd) -> None:
+    reports: list[dict] = []
+    agent = Agent(shared_goferd.url, shared_goferd.queue)
+    assert agent.Cow(progress=reports.append).graze(3) == "grazed"
+    assert [r["completed"] for r in reports][-3:] == [1, 2, 3]
+    replies = f"gofer-e2e-replies-{uuid.uuid4()}"
+    seen: queue.Queue = queue.Queue()
+    consumer = ReplyConsumer(replies, url=shared_goferd.url)
+    consumer.start(lambda reply: seen.put((reply.kind, reply.sn)))
+    try:
+        sn = Agent(shared_goferd.url, shared_goferd.queue, reply=replies).Cow().moo()
+        kinds = [seen.get(timeout=10) for _ in range(3)]
+        assert kinds == [("accepted", sn), ("started", sn), ("succeeded", sn)]
+    finally:
+        consumer.stop()
+        consumer.join(5)
+
+
+def test_actions_run_at_their_interval(shared_goferd: Goferd) -> None:
+    ticks = shared_goferd.marks / "ticks"
+    first = len(ticks.read_text().splitlines())
+    time.sleep(2.6)
+    assert len(ticks.read_text().splitlines()) - first >= 2
+    assert (shared_goferd.marks / "loaded").exists()
+
+
+# -- the CLI --------------------------------------------------------------------
+
+
+def test_gofer_rmi_cli(shared_goferd: Goferd) -> None:
+    base = ["rmi", "-u", shared_goferd.url, "-a", shared_goferd.queue]
+    done = gofer(*base, "-t", "Cow.moo", "times=2")
+    assert (done.returncode, done.stdout.strip()) == (0, "moo moo from daisy")
+    failed = gofer(*base, "-t", "Cow.kick")
+    assert failed.returncode == 1
+    assert "ValueError" in failed.stderr
+    sn = gofer(*base, "-w", "0", "-t", "Cow.moo")
+    assert sn.returncode == 0
+    uuid.UUID(sn.stdout.strip())
+
+
+def test_gofer_mgt_show(shared_goferd: Goferd) -> None:
+    shown = gofer("mgt", "-s", root=shared_goferd)
+    assert shown.returncode == 0, shown.stderr
+    assert "<plugin> farm" in shown.stdout
+    assert "moo(times=1)" in shown.stdout
+
+
+# -- cancellation ---------------------------------------------------------------
+
+
+def test_cancel_running_direct_request(shared_goferd: Goferd) -> None:
+    agent = Agent(shared_goferd.url, shared_goferd.queue, trigger=1)
+    trigger = agent.Cow().chew(20)
+    admin = Agent(shared_goferd.url, shared_goferd.queue).Admin()
+    started = time.monotonic()
+    outcome: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: outcome.put(trigger()), daemon=True).start()
+    time.sleep(0.5)
+    assert admin.cancel(sn=trigger.sn) == [trigger.sn]
+    assert outcome.get(timeout=10) == "stopped chewing"
+    assert time.monotonic() - started < 10
+
+
+def test_cancel_running_fork_request_kills_the_child(shared_goferd: Goferd) -> None:
+    agent = Agent(shared_goferd.url, shared_goferd.queue, trigger=1)
+    trigger = agent.Cow().sleep_in_child(30)
+    admin = Agent(shared_goferd.url, shared_goferd.queue).Admin()
+    outcome: queue.Queue = queue.Queue()
+
+    def call() -> None:
+        try:
+            outcome.put(trigger())
+        except RemoteError as exc:
+            outcome.put(exc)
+
+    threading.Thread(target=call, daemon=True).start()
+    time.sleep(0.7)
+    admin.cancel(sn=trigger.sn)
+    error = outcome.get(timeout=15)
+    assert isinstance(error, RemoteError)
+    assert error.xclass == "CancelledError"
+
+
+def test_cancel_queued_request_by_criteria(make_goferd) -> None:
+    goferd = make_goferd(main={"threads": 1})
+    busy = Agent(goferd.url, goferd.queue, trigger=1).Cow()
+    first = busy.chew(3)
+    waiting = Agent(goferd.url, goferd.queue, trigger=1, data={"task": 42}).Cow().moo()
+    results: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: results.put(first()), daemon=True).start()
+    time.sleep(0.5)
+
+    def second() -> None:
+        try:
+            results.put(waiting())
+        except RequestRejectedError as exc:
+            results.put(exc)
+
+    threading.Thread(target=second, daemon=True).start()
+    time.sleep(0.5)
+    cancelled = goferd.mgt("cancel", criteria={"match": {"task": 42}})
+    outcome = [results.get(timeout=15), results.get(timeout=15)]
+    rejected = [o for o in outcome if isinstance(o, RequestRejectedError)]
+    assert "chewed" in outcome
+    assert len(rejected) == 1
+    assert rejected[0].code == "request.cancelled"
+    assert cancelled == {"cancelled": [waiting.sn]}
+
+
+# -- plugin management ------------------------------------------------------------
+
+
+def test_load_reload_unload_through_gofer_mgt(make_goferd) -> None:
+    goferd = make_goferd()
+    agent = Agent(goferd.url, goferd.queue, wait=10)
+    descriptor = goferd.root / "etc/gofer/plugins/farm.conf"
+    assert gofer("mgt", "-u", "farm", root=goferd).returncode == 0
+    assert (goferd.marks / "unloaded").exists()
+    with pytest.raises((NotFoundError, RequestTimeout)):
+        agent.Cow().moo()  # managed=2: the queue went with the plugin
+    loaded = gofer("mgt", "-l", str(descriptor), root=goferd)
+    assert loaded.returncode == 0, loaded.stderr
+    assert agent.Cow().moo() == "moo from daisy"
+    reloaded = gofer("mgt", "-r", "farm", root=goferd)
+    assert reloaded.returncode == 0, reloaded.stderr
+    assert agent.Cow().moo() == "moo from daisy"
+
+
+# -- request life ---------------------------------------------------------------------
+
+
+def test_expired_request_is_answered_expired(make_goferd) -> None:
+    goferd = make_goferd(main={"latency": 2})
+    with pytest.raises(RequestRejectedError) as caught:
+        Agent(goferd.url, goferd.queue, ttl=1, wait=10).Cow().moo()
+    assert caught.value.code == "request.expired"
+
+
+def test_sigterm_drains_running_requests(make_goferd) -> None:
+    goferd = make_goferd()
+    trigger = Agent(goferd.url, goferd.queue, trigger=1).Cow().chew(2)
+    results: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: results.put(trigger()), daemon=True).start()
+    time.sleep(0.7)
+    goferd.signal(signal.SIGTERM)
+    assert results.get(timeout=20) == "chewed"
+    assert goferd.wait(30) == 0
+
+
+def test_sigkill_then_restart_answers_every_accepted_request(make_goferd) -> None:
+    goferd = make_goferd(main={"threads": 1})
+    replies = f"gofer-e2e-replies-{uuid.uuid4()}"
+    finals: queue.Queue = queue.Queue()
+    accepted: set[str] = set()
+    consumer = ReplyConsumer(replies, url=goferd.url)
+
+    def listen(reply) -> None:  # type: ignore[no-untyped-def]
+        if reply.kind == "accepted":
+            accepted.add(reply.sn)
+        elif reply.kind in ("succeeded", "failed", "rejected"):
+            finals.put((reply.kind, reply.sn))
+
+    consumer.start(listen)
+    try:
+        agent = Agent(goferd.url, goferd.queue, reply=replies)
+        sns = [agent.Cow().chew(0.5) for _ in range(6)]
+        time.sleep(1.0)
+        goferd.kill()
+        goferd.start()
+        got: dict[str, list[str]] = {}
+        deadline = time.monotonic() + 30
+        while len(got) < len(sns) and time.monotonic() < deadline:
+            try:
+                kind, sn = finals.get(timeout=1)
+            except queue.Empty:
+                continue
+            got.setdefault(sn, []).append(kind)
+        assert sorted(got) == sorted(sns)
+        assert all(len(kinds) == 1 for kinds in got.values()), got
+        # The one running at the kill is answered, not run again.
+        assert [kinds[0] for kinds in got.values()].count("failed") <= 1
+        assert "not run again" in goferd.log() or "failed" not in str(got)
+    finally:
+        consumer.stop()
+        consumer.join(5)
+
+
+# -- hostile input ----------------------------------------------------------------------
+
+HOSTILE_SNS = ["../../etc/passwd", "x" * 5000, "", None, 7, {"a": 1}, "\x00", "../journal"]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    body=st.one_of(
+        st.binary(max_size=200),
+        st.recursive(
+            st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+            lambda children: (
+                st.lists(children, max_size=4)
+                | st.dictionaries(st.text(max_size=8), children, max_size=4)
+            ),
+            max_leaves=20,
+        ).map(lambda value: json.dumps(value).encode()),
+        st.fixed_dictionaries(
+            {
+                "sn": st.sampled_from(HOSTILE_SNS) | st.text(max_size=40),
+                "version": st.sampled_from(["2.0", "1.0", 2, None]),
+                "replyto": st.just(None),
+                "request": st.one_of(
+                    st.none(),
+                    st.text(max_size=10),
+                    st.fixed_dictionaries(
+                        {
+                            "classname": st.sampled_from(["Cow", "Admin", "Nope", "", 5, None]),
+                            "method": st.sampled_from(["moo", "_x", "__init__", "", None]),
+                            "args": st.one_of(
+                                st.none(), st.lists(st.integers(), max_size=3), st.text(max_size=5)
+                            ),
+                            "kws": st.one_of(
+                                st.none(),
+                                st.dictionaries(st.text(max_size=5), st.integers(), max_size=2),
+                                st.integers(),
+                            ),
+                        }
+                    ),
+                ),
+            }
+        ).map(lambda value: json.dumps(value).encode()),
+    )
+)
+def test_hostile_messages_are_answered_or_logged(hostile_goferd, body: bytes) -> None:
+    goferd, connection, replies = hostile_goferd
+    envelope = _with_reply(body, replies)
+    connection.send(goferd.queue, envelope)
+
+
+def _with_reply(body: bytes, replies: str) -> bytes:
+    """Give JSON objects a reply address so that refusals can be answered."""
+    try:
+        value = json.loads(body)
+    except ValueError:
+        return body
+    if isinstance(value, dict):
+        value["replyto"] = replies
+        return json.dumps(value).encode()
+    return body
+
+
+@pytest.fixture(scope="module")
+def hostile_goferd(url: str, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    goferd = Goferd(tmp_path_factory.mktemp("goferd-hostile"), url, f"gofer-e2e-{uuid.uuid4()}")
+    goferd.start()
+    connection = Connection(url)
+    replies = f"gofer-e2e-hostile-replies-{uuid.uuid4()}"
+    connection.declare_queue(Queue(replies, durable=False))
+    yield goferd, connection, replies
+    try:
+        # goferd survived, still answers, and touched nothing outside its journal.
+        assert Agent(url, goferd.queue, wait=30).Admin().hello().startswith("Hello")
+        assert goferd.process is not None
+        assert goferd.process.poll() is None
+        files = {p.relative_to(goferd.root).parts[0] for p in goferd.root.rglob("*")}
+        assert files <= {"etc", "usr", "var", "run", "marks", "goferd.log"}
+        reader = connection.reader(replies, prefetch=50)
+        answered = 0
+        while (delivery := reader.get(timeout=1)) is not None:
+            reply = json.loads(delivery.body)
+            assert reply.get("status") == "rejected" or "result" in reply
+            answered += 1
+            reader.ack(delivery)
+        reader.close()
+        assert answered > 0
+    finally:
+        connection.delete_queue(replies)
+        connection.close()
+        goferd.stop()
