@@ -7,7 +7,9 @@ socket to become readable *without* the lock, then takes it briefly to read
 what arrived: deliveries go to their reader's buffer, heartbeats are sent and
 checked even when nobody else uses the connection. A blocking operation
 (a declare, a publish waiting for its confirm) holds the lock for one broker
-round trip.
+round trip; a publish does not: it writes its frames under the lock and
+waits for the broker's confirm without it (the I/O thread resolves confirms),
+so publishers on one connection overlap.
 
 py-amqp silently re-opens a channel the broker closed with an error, and the
 channel's consumers are gone. This adapter never uses a revived channel: a
@@ -18,6 +20,8 @@ opened on the next use (readers subscribe again).
 from __future__ import annotations
 
 import contextlib
+import itertools
+import os
 import logging
 import select
 import ssl
@@ -29,9 +33,14 @@ from typing import Any
 
 import amqp
 from amqp import spec
-from amqp.exceptions import MessageNacked, error_for_code
+from amqp.exceptions import error_for_code
 
-from gofer.errors import ConnectionLostError, MessagingError, NotFoundError
+from gofer.errors import (
+    ConnectionLostError,
+    MessagingError,
+    NotFoundError,
+    OperationTimeoutError,
+)
 from gofer.messaging.adapter.amqp.errors import is_connection_failure, translate
 from gofer.messaging.adapter.amqp.reader import AmqpReader
 from gofer.messaging.adapter.model import Address, Broker, Exchange, Queue
@@ -55,7 +64,11 @@ class _Channel(amqp.Channel):  # type: ignore[misc]
         super().__init__(*args, **kwargs)
         self.failure: MessagingError | None = None
         self.on_failure: Callable[[], None] | None = None
-        self.returned: list[tuple[str, str, str]] = []
+        #: Publishes waiting for their confirm, by delivery tag (confirm mode only).
+        self.unconfirmed: dict[int, _Publish] = {}
+        self.published = 0
+        self.events["basic_ack"].add(self._on_ack)
+        self.events["basic_nack"].add(self._on_nack)
         self.events["basic_return"].add(self._on_returned)
 
     def _on_close(self, reply_code: int, reply_text: str, class_id: int, method_id: int) -> None:
@@ -72,8 +85,74 @@ class _Channel(amqp.Channel):  # type: ignore[misc]
         if connection is not None and getattr(connection, "gofer_active", None) is self:
             raise exc
 
+    def track(self, publish: _Publish) -> None:
+        """Expect the broker's confirm of the next message published on this channel."""
+        self.published += 1
+        self.unconfirmed[self.published] = publish
+
+    def _confirmed(self, delivery_tag: int, multiple: bool) -> list[_Publish]:
+        if not multiple:
+            found = self.unconfirmed.pop(delivery_tag, None)
+            return [found] if found is not None else []
+        tags = [tag for tag in self.unconfirmed if tag <= delivery_tag]
+        return [self.unconfirmed.pop(tag) for tag in tags]
+
+    def _on_ack(self, delivery_tag: int, multiple: bool) -> None:
+        for publish in self._confirmed(delivery_tag, multiple):
+            publish.settle(acked=True)
+
+    def _on_nack(self, delivery_tag: int, multiple: bool) -> None:
+        for publish in self._confirmed(delivery_tag, multiple):
+            publish.settle(acked=False)
+
     def _on_returned(self, exc: Exception, exchange: str, routing_key: str, message: Any) -> None:
-        self.returned.append((exchange, routing_key, str(exc)))
+        # A return names no delivery tag; our message id finds the publish.
+        token = (getattr(message, "properties", None) or {}).get("message_id")
+        for publish in self.unconfirmed.values():
+            if publish.token == token:
+                publish.returned = str(exc)
+                return
+        returned = _recently_nacked.pop(token, None) if token else None
+        if returned is not None:
+            returned.returned = str(exc)
+            returned.return_seen.set()
+
+    def fail_all(self, error: MessagingError) -> None:
+        """Wake every publish still waiting on this channel with ``error``."""
+        pending, self.unconfirmed = list(self.unconfirmed.values()), {}
+        for publish in pending:
+            publish.fail(error)
+
+
+class _Publish:
+    """One message waiting for its confirm (and maybe its return)."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+        self.done = threading.Event()
+        self.return_seen = threading.Event()
+        self.acked = False
+        self.returned: str | None = None
+        self.error: MessagingError | None = None
+
+    def settle(self, *, acked: bool) -> None:
+        self.acked = acked
+        if not acked and self.returned is None:
+            # Broker-J nacks an unroutable mandatory message, then returns it.
+            _recently_nacked[self.token] = self
+        self.done.set()
+
+    def fail(self, error: MessagingError) -> None:
+        self.error = error
+        self.done.set()
+        self.return_seen.set()
+
+
+#: Message ids: unique in this process (and, with the pid and start time, beyond).
+_TOKENS = itertools.count(1)
+_PROCESS = f"{os.getpid():x}{int(time.time()):x}"
+#: Nacked publishes whose return may still come (Broker-J), by message id.
+_recently_nacked: dict[str, _Publish] = {}
 
 
 class _Driver(amqp.Connection):  # type: ignore[misc]
@@ -117,7 +196,7 @@ class AmqpConnection:
             read_timeout=self._operation_timeout,
             write_timeout=self._operation_timeout,
             ssl=_ssl_options(broker) if url.tls else False,
-            confirm_publish=True,
+            confirm_publish=False,  # confirms are awaited by our own code, without the lock
         )
         try:
             driver.connect()
@@ -160,41 +239,37 @@ class AmqpConnection:
         self, address: str, body: bytes, *, ttl: float | None = None, durable: bool = True
     ) -> None:
         target = Address.parse(address)
-        properties: dict[str, Any] = {"delivery_mode": 2 if durable else 1}
+        token = f"gofer-{_PROCESS}-{next(_TOKENS)}"
+        properties: dict[str, Any] = {"delivery_mode": 2 if durable else 1, "message_id": token}
         if ttl is not None:
             properties["expiration"] = self._dialect.expiration(ttl)
         message = amqp.Message(body, **properties)
+        publish = _Publish(token)
         with self.using(self._control_channel) as channel:
-            channel.returned.clear()
-            try:
-                channel.basic_publish(
-                    message,
-                    exchange=target.exchange,
-                    routing_key=target.routing_key,
-                    mandatory=True,
-                    confirm_timeout=self._operation_timeout,
-                )
-            except MessageNacked:
-                # Broker-J nacks an unroutable mandatory message and returns
-                # it right after; read on a moment to learn which it was.
-                self._wait_for_return(channel, target)
-                if not _returned_to(channel, target):
-                    raise MessagingError(
-                        f"the broker refused the message sent to {target}"
-                    ) from None
-            # RabbitMQ returns an unroutable mandatory message before it
-            # confirms it, so the return (if any) is here by now.
-            returned = _returned_to(channel, target)
-            if returned:
-                raise NotFoundError(f"no queue took the message sent to {target}: {returned}")
+            channel.basic_publish(
+                message, exchange=target.exchange, routing_key=target.routing_key, mandatory=True
+            )
+            channel.track(publish)
+        # Wait without the lock: the I/O thread reads the confirm.
+        if not publish.done.wait(self._operation_timeout):
+            error = OperationTimeoutError(f"no confirm from the broker for {target}")
+            with self._lock:
+                self._mark_lost(error)
+            raise self._lost or error
+        self._settled(publish, target)
 
-    def _wait_for_return(self, channel: _Channel, target: Address) -> None:
-        deadline = time.monotonic() + _RETURN_WAIT
-        while not _returned_to(channel, target) and time.monotonic() < deadline:
-            try:
-                self._driver.drain_events(timeout=max(0.0, deadline - time.monotonic()))
-            except TimeoutError:
-                return
+    def _settled(self, publish: _Publish, target: Address) -> None:
+        if publish.error is not None:
+            raise publish.error
+        if not publish.acked and publish.returned is None:
+            publish.return_seen.wait(_RETURN_WAIT)
+            _recently_nacked.pop(publish.token, None)
+        if publish.returned is not None:
+            # RabbitMQ returns an unroutable mandatory message before it
+            # confirms it; Broker-J nacks it first and returns it after.
+            raise NotFoundError(f"no queue took the message sent to {target}: {publish.returned}")
+        if not publish.acked:
+            raise MessagingError(f"the broker refused the message sent to {target}")
 
     def reader(self, queue: str, *, prefetch: int = 1) -> AmqpReader:
         reader = AmqpReader(self, queue, prefetch)
@@ -299,6 +374,13 @@ class AmqpConnection:
         channel = self._control
         if channel is None or not channel.is_open or channel.failure is not None:
             channel = self._control = self.new_channel()
+            channel.confirm_select()
+            failed = channel
+
+            def fail_publishes() -> None:
+                failed.fail_all(failed.failure or MessagingError("channel closed"))
+
+            channel.on_failure = fail_publishes
         return channel
 
     def _check(self) -> None:
@@ -317,6 +399,8 @@ class AmqpConnection:
             log.warning("%s", self._lost)
             with contextlib.suppress(Exception):
                 self._driver.collect()
+            if self._control is not None:
+                self._control.fail_all(self._lost)
         self._wake_readers()
 
     def _wake_readers(self) -> None:
@@ -355,14 +439,6 @@ class AmqpConnection:
             except amqp.ChannelError:
                 continue  # recorded on its channel by _Channel._on_close
         return True
-
-
-def _returned_to(channel: _Channel, target: Address) -> str | None:
-    """The broker's reason for returning a message sent to ``target``, if it did."""
-    for exchange, routing_key, reason in channel.returned:
-        if (exchange, routing_key) == (target.exchange, target.routing_key):
-            return reason
-    return None
 
 
 class _Dialect:
