@@ -34,6 +34,7 @@ class Goferd:
         self.marks = root / "marks"
         self.log_path = root / "goferd.log"
         self.process: subprocess.Popen[bytes] | None = None
+        self.extra_env: dict[str, str] = {}
         self._layout(farm)
 
     def _layout(self, farm: dict[str, Any]) -> None:
@@ -73,6 +74,7 @@ class Goferd:
     def start(self, timeout: float = 30) -> None:
         env = {**os.environ, "GOFER_ROOT": str(self.root), "PYTHONPATH": str(REPO)}
         env.pop("NOTIFY_SOCKET", None)
+        env.update(self.extra_env)
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [*GOFERD, "--foreground", "--log", "stderr"], stdout=log, stderr=log, env=env

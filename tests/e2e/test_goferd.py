@@ -6,6 +6,7 @@ import json
 import os
 import queue
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -354,3 +355,42 @@ def hostile_goferd(url: str, tmp_path_factory: pytest.TempPathFactory):  # type:
         connection.delete_queue(replies)
         connection.close()
         goferd.stop()
+
+
+def test_systemd_notify_and_sighup_reload(make_goferd, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    notify_path = tmp_path / "notify.sock"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    listener.bind(str(notify_path))
+    listener.settimeout(30)
+    try:
+        goferd = make_goferd(start=False)
+        goferd.extra_env = {"NOTIFY_SOCKET": str(notify_path)}
+        goferd.start()
+        assert listener.recv(4096) == b"READY=1"
+        goferd.signal(signal.SIGHUP)
+        assert listener.recv(4096) == b"RELOADING=1"
+        assert listener.recv(4096) == b"READY=1"
+        assert Agent(goferd.url, goferd.queue).Cow().moo() == "moo from daisy"
+        goferd.signal(signal.SIGTERM)
+        assert listener.recv(4096) == b"STOPPING=1"
+        assert goferd.wait(30) == 0
+    finally:
+        listener.close()
+
+
+def test_deleted_queue_is_repaired(make_goferd, url: str) -> None:  # type: ignore[no-untyped-def]
+    goferd = make_goferd()
+    connection = Connection(url)
+    try:
+        connection.delete_queue(goferd.queue)
+    finally:
+        connection.close()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            assert Agent(goferd.url, goferd.queue, wait=5).Cow().moo() == "moo from daisy"
+            break
+        except NotFoundError:
+            time.sleep(0.5)
+    else:
+        pytest.fail(f"queue not repaired:\n{goferd.log()}")
