@@ -237,7 +237,7 @@ class Goferd:
                 )
                 self.journal.finish(entry.sn)
                 continue
-            runner.submit(request, entry.received)
+            runner.submit(request, entry.received, replayed=True)
 
     def cancel(self, sn: str | None, criteria: object) -> list[str]:
         """Cancel a request by serial number, or every pending one whose data matches."""

@@ -242,18 +242,27 @@ class Journal:
         self._writer.daemon = True
         self._writer.start()
 
-    def write(self, entry: Entry) -> None:
+    def write(self, entry: Entry, *, started: bool = False) -> None:
         """Journal a request; returns once it is durable.
 
         Writing the sn of a pending entry replaces that entry (it keeps its
         place in replay order).
+
+        Args:
+            entry: the request.
+            started: also mark it started, in the same commit (for a request
+                that runs at once: one fsync instead of two).
 
         Raises:
             JournalError: not an :class:`Entry`, the journal is closed, or the disk failed.
         """
         if not isinstance(entry, Entry):
             raise JournalError(f"not a journal entry: {_shown(entry)}")
-        self._commit(_Op(PUT, entry, _encode_put(entry)))
+        put = _Op(PUT, entry, _encode_put(entry))
+        if started:
+            self._commit(put, _Op(START, entry.sn, _encode_mark(START, entry.sn)))
+        else:
+            self._commit(put)
 
     def finish(self, sn: str) -> None:
         """Forget a request that has its final reply; returns once that is durable.
@@ -368,13 +377,13 @@ class Journal:
     def __repr__(self) -> str:
         return f"Journal({str(self.directory)!r})"
 
-    def _commit(self, op: _Op) -> None:
+    def _commit(self, *ops: _Op) -> None:
         with self._lock:
             self._check_usable()
-            self._queue.append(op)
-            self._enqueued += 1
+            self._queue.extend(ops)
+            self._enqueued += len(ops)
             ticket = self._enqueued
-            if len(self._queue) in (1, self._expected):  # the writer waits for no other count
+            if len(self._queue) == len(ops) or len(self._queue) >= self._expected:
                 self._queued.notify()
             while self._committed < ticket:
                 if self._stopped:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hmac
 import inspect
 import json
@@ -153,11 +154,19 @@ def _secret_matches(wanted: object, given: str | None) -> bool:
     )
 
 
+@functools.lru_cache(maxsize=4096)
+def _signature(function: Callable[..., Any]) -> inspect.Signature | None:
+    """The signature of a remote function (computed once: it is costly)."""
+    try:
+        return inspect.signature(function)
+    except (TypeError, ValueError):
+        return None
+
+
 def _check_arguments(request: Request, member: Member) -> None:
     """Raise TypeError naming the method when the arguments do not fit its signature."""
-    try:
-        signature = inspect.signature(member.function)
-    except (TypeError, ValueError):
+    signature = _signature(member.function)
+    if signature is None:
         return
     args: list[Any] = list(request.args)
     if member.kind in ("method", "class"):

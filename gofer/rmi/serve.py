@@ -68,6 +68,7 @@ def receive(body: bytes, authenticator: auth.Authenticator | None = None) -> Req
                 wire.AUTHENTICATION, "SECURITY: message authentication failed", str(exc)
             ),
             *_reply_fields(peeked),
+            replay=isinstance(exc, auth.ReplayDetectedError),
         ) from exc
     except InvalidDocumentError as exc:
         raise Refused(RequestRejected(wire.MALFORMED, str(exc)), None, None, None) from exc

@@ -394,3 +394,26 @@ def test_deleted_queue_is_repaired(make_goferd, url: str) -> None:  # type: igno
             time.sleep(0.5)
     else:
         pytest.fail(f"queue not repaired:\n{goferd.log()}")
+
+
+def test_request_cut_off_by_sigkill_is_answered_not_rerun(make_goferd) -> None:  # type: ignore[no-untyped-def]
+    goferd = make_goferd()
+    replies = f"gofer-e2e-replies-{uuid.uuid4()}"
+    seen: queue.Queue = queue.Queue()
+    consumer = ReplyConsumer(replies, url=goferd.url)
+    consumer.start(seen.put)
+    try:
+        sn = Agent(goferd.url, goferd.queue, reply=replies).Cow().milk("once", 10)
+        while seen.get(timeout=10).kind != "started":
+            pass
+        time.sleep(0.5)  # well into its 10 s
+        goferd.kill()
+        goferd.start()
+        final = seen.get(timeout=20)
+        while final.kind not in ("succeeded", "failed"):
+            final = seen.get(timeout=20)
+        assert (final.sn, final.kind, final.xclass) == (sn, "failed", "RequestInterruptedError")
+        assert (goferd.marks / "milked").read_text().splitlines() == ["once"]
+    finally:
+        consumer.stop()
+        consumer.join(5)
