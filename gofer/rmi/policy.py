@@ -15,7 +15,7 @@ from gofer.messaging.adapter.model import TLS
 from gofer.messaging.document import Document
 from gofer.rmi import exceptions, wire
 from gofer.rmi.options import Options
-from gofer.rmi.transport import Transport, parse_reply, transport_for
+from gofer.rmi.transport import Reply, Transport, parse_reply, transport_for
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +127,7 @@ class Call:
         finally:
             transport.forget(self.sn)
 
-    def _wait(self, next_reply: Callable[..., bytes]) -> Any:
+    def _wait(self, next_reply: Callable[..., Reply]) -> Any:
         """Wait for the final reply; statuses in between are not results."""
         wait = self.options.wait
         deadline = time.monotonic() + wait
@@ -136,11 +136,11 @@ class Call:
             if remaining <= 0:
                 raise RequestTimeoutError(self.sn, wait)
             try:
-                body = next_reply(timeout=remaining)
+                received = next_reply(timeout=remaining)
             except queues.Empty:
                 raise RequestTimeoutError(self.sn, wait) from None
             try:
-                reply = parse_reply(body, self.options.authenticator)
+                reply = parse_reply(received, self.options.authenticator)
             except Exception as exc:  # noqa: BLE001 - a bad reply must not end the wait
                 log.warning("reply to %s refused: %s", self.sn, exc)
                 continue

@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 
 #: Seconds an unused reply queue lives on after its caller is gone.
 REPLY_QUEUE_EXPIRATION = 600.0
+#: A reply as routed to its waiter: the raw body and its (unchecked) document.
+Reply = tuple[bytes, Document]
 #: How long a caller keeps retrying an unreachable broker before failing a call.
 SEND_RETRY_LIMIT = 30.0
 
@@ -40,7 +42,7 @@ class Transport:
             broker, backoff=Backoff(initial=0.2, maximum=5.0, limit=SEND_RETRY_LIMIT)
         )
         self._lock = threading.Lock()
-        self._waiters: dict[str, queues.SimpleQueue[bytes]] = {}
+        self._waiters: dict[str, queues.SimpleQueue[Reply]] = {}
         self._reply_queue: str | None = None
         self._bound: set[str] = set()
         self._reader_thread: threading.Thread | None = None
@@ -91,9 +93,9 @@ class Transport:
         for exchange in self._bound:
             self.connection.bind(name, exchange, name)
 
-    def expect(self, sn: str) -> queues.SimpleQueue[bytes]:
-        """Register interest in replies to ``sn``; they arrive as raw bodies."""
-        waiter: queues.SimpleQueue[bytes] = queues.SimpleQueue()
+    def expect(self, sn: str) -> queues.SimpleQueue[Reply]:
+        """Register interest in replies to ``sn``; each arrives as (body, unchecked document)."""
+        waiter: queues.SimpleQueue[Reply] = queues.SimpleQueue()
         with self._lock:
             self._waiters[sn] = waiter
         return waiter
@@ -134,16 +136,17 @@ class Transport:
 
     def _route(self, body: bytes) -> None:
         try:
-            sn = auth.validate(None, body).get("sn")
+            document = auth.validate(None, body)
         except InvalidDocumentError as exc:
             log.warning("unreadable reply dropped: %s", exc)
             return
+        sn = document.get("sn")
         with self._lock:
             waiter = self._waiters.get(sn) if isinstance(sn, str) else None
         if waiter is None:
             log.debug("reply for %s that nobody waits for dropped", sn)
             return
-        waiter.put(body)
+        waiter.put((body, document))
 
     def close(self) -> None:
         """Stop reading replies and close the connection."""
@@ -182,6 +185,7 @@ def close_all() -> None:
             log.debug("closing %s: %s", transport.broker, exc)
 
 
-def parse_reply(body: bytes, authenticator: object) -> Document:
-    """Check (when an authenticator is given) and parse a reply body."""
-    return auth.validate(authenticator, body)  # type: ignore[arg-type]
+def parse_reply(reply: Reply, authenticator: auth.Authenticator | None) -> Document:
+    """The reply's document, checked first when an authenticator is given."""
+    body, document = reply
+    return document if authenticator is None else auth.validate(authenticator, body)

@@ -54,9 +54,9 @@ class MiniAgent:
         except Refused as refused:
             self.replier.refused(refused)
         else:
+            self.served.append(request.sn)  # before the result reaches the caller
             self.replier.accepted(request)
             run(request, self.dispatcher, self.replier, lambda: request.sn in self.cancelled)
-            self.served.append(request.sn)
         reader.ack(delivery)
 
     def close(self) -> None:
