@@ -64,15 +64,7 @@ class Goferd:
         """Load plugins, start consuming, replay the journal, start actions and management."""
         self.journal = Journal(self.paths.journal)
         self.container.activate()
-        descriptors, errors = load_descriptors(self.paths)
-        for error in errors:
-            log.error("plugin descriptor skipped: %s", error)
-        for descriptor in descriptors:
-            if descriptor.main.enabled:
-                self._load(descriptor)
-            else:
-                log.info("plugin %s disabled (%s)", descriptor.main.name, descriptor.path)
-        self._rewire()
+        self._load_all()
         self._replay()
         self.scheduler.start()
         self._start_management()
@@ -108,15 +100,21 @@ class Goferd:
         log.info("reloading plugins")
         for name in [p.name for p in self.container.plugins()]:
             self._unload(name, detach=False)
+        self._load_all()
+
+    # -- plugins ------------------------------------------------------------
+
+    def _load_all(self) -> None:
+        """Load every enabled plugin of the descriptor directory and start serving them."""
         descriptors, errors = load_descriptors(self.paths)
         for error in errors:
             log.error("plugin descriptor skipped: %s", error)
         for descriptor in descriptors:
             if descriptor.main.enabled:
                 self._load(descriptor)
+            else:
+                log.info("plugin %s disabled (%s)", descriptor.main.name, descriptor.path)
         self._rewire()
-
-    # -- plugins ------------------------------------------------------------
 
     def _load(self, descriptor: Descriptor) -> Plugin | None:
         try:

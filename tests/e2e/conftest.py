@@ -116,6 +116,15 @@ class Goferd:
             self.process.kill()
             return self.process.wait(10)
 
+    def discard(self) -> None:
+        """Stop goferd and delete its queue."""
+        self.stop()
+        connection = Connection(self.url)
+        try:
+            connection.delete_queue(self.queue)
+        finally:
+            connection.close()
+
     def kill(self) -> None:
         assert self.process is not None
         self.process.kill()
@@ -143,12 +152,7 @@ def make_goferd(url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 
     yield make
     for goferd in started:
-        goferd.stop()
-        connection = Connection(url)
-        try:
-            connection.delete_queue(goferd.queue)
-        finally:
-            connection.close()
+        goferd.discard()
 
 
 @pytest.fixture(scope="module")
@@ -157,12 +161,7 @@ def shared_goferd(url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     goferd = Goferd(tmp_path_factory.mktemp("goferd-shared"), url, f"gofer-e2e-{uuid.uuid4()}")
     goferd.start()
     yield goferd
-    goferd.stop()
-    connection = Connection(url)
-    try:
-        connection.delete_queue(goferd.queue)
-    finally:
-        connection.close()
+    goferd.discard()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
