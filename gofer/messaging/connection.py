@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import functools
+import inspect
 import logging
 import threading
 import time
@@ -135,18 +137,25 @@ class Connection:
         *,
         ttl: float | None = None,
         durable: bool = True,
+        confirm: bool = True,
         backoff: Backoff | None = None,
     ) -> None:
         """Send a message (see ``contract.Connection.send``), reconnecting as needed.
 
         Args:
+            confirm: False to return without waiting for the broker, where the
+                adapter can (the loss of such a message must do no harm).
             backoff: bounds for this send's retries instead of the connection's.
         """
-        self.ensure(
-            lambda c: c.send(address, body, ttl=ttl, durable=durable),
-            f"send to {address}",
-            backoff,
-        )
+
+        def operation(connection: contract.Connection) -> None:
+            if confirm or not _takes_confirm(type(connection)):
+                connection.send(address, body, ttl=ttl, durable=durable)
+            else:
+                send: Callable[..., None] = connection.send
+                send(address, body, ttl=ttl, durable=durable, confirm=False)
+
+        self.ensure(operation, f"send to {address}", backoff)
 
     def reader(self, queue: str, *, prefetch: int = 1) -> Reader:
         """A reader of ``queue`` that resubscribes after reconnects."""
@@ -175,6 +184,15 @@ class Connection:
 
     def unbind(self, queue: str, exchange: str, routing_key: str) -> None:
         self.ensure(lambda c: c.unbind(queue, exchange, routing_key))
+
+
+@functools.lru_cache(maxsize=32)
+def _takes_confirm(connection_class: type) -> bool:
+    """True when an adapter's ``send`` takes the optional ``confirm`` keyword."""
+    try:
+        return "confirm" in inspect.signature(connection_class.send).parameters  # type: ignore[attr-defined]
+    except (AttributeError, TypeError, ValueError):
+        return False
 
 
 class Reader:

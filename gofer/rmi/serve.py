@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from gofer.errors import GoferError, InvalidDocumentError
 from gofer.messaging import auth
@@ -28,8 +28,11 @@ from gofer.rmi.wire import Request, RequestRejected
 
 log = logging.getLogger(__name__)
 
-#: Sends a message: ``send(address, body)``.
-Send = Callable[[str, bytes], None]
+
+class Send(Protocol):
+    """Sends a message; with ``confirm=False`` it need not wait for the broker."""
+
+    def __call__(self, address: str, body: bytes, *, confirm: bool = True) -> None: ...
 
 
 class Refused(Exception):  # noqa: N818 - a signal carrying what the refusal reply needs
@@ -146,11 +149,12 @@ class Replier:
             document = wire.status_document(
                 request.sn, request.replyto, request.data, status, **fields
             )
-            self._post(request.replyto, document)
+            # A lost status does no harm (the result still comes): not waited for.
+            self._post(request.replyto, document, confirm=False)
 
-    def _post(self, address: str, document: Document) -> None:
+    def _post(self, address: str, document: Document, *, confirm: bool = True) -> None:
         try:
-            self._send(address, auth.sign(self._authenticator, document))
+            self._send(address, auth.sign(self._authenticator, document), confirm=confirm)
         except GoferError as exc:
             log.warning("reply %s to %s not sent: %s", document.get("sn"), address, exc)
 

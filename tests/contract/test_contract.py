@@ -423,3 +423,21 @@ def _silent_server() -> Iterator[int]:
         yield server.getsockname()[1]
     finally:
         server.close()
+
+
+def test_send_without_waiting_for_the_broker(broker: Broker, queue: str) -> None:
+    # Status replies are sent this way: not confirmed, and a loss does no harm.
+    facade = ReconnectingConnection(broker)
+    try:
+        for n in range(20):
+            facade.send(queue, str(n).encode(), confirm=False)
+        facade.send(_fresh("missing"), b"lost quietly", confirm=False)
+        facade.send(queue, b"last")  # confirmed: everything before it has arrived
+        reader = facade.reader(queue, prefetch=50)
+        bodies = []
+        while (delivery := reader.get(timeout=2)) is not None:
+            bodies.append(delivery.body)
+            reader.ack(delivery)
+        assert bodies == [str(n).encode() for n in range(20)] + [b"last"]
+    finally:
+        facade.close()

@@ -79,6 +79,12 @@ class Connection(Protocol):
             ttl: seconds after which the broker discards it; None keeps it.
             durable: the broker keeps it across its own restart.
 
+        An adapter may also take ``confirm=False``: publish and return without
+        waiting for the broker (for messages whose loss does no harm, such as
+        status replies); its failures are then only logged. Callers go
+        through :meth:`gofer.messaging.connection.Connection.send`, which
+        passes it only to adapters that take it.
+
         Raises:
             NotFoundError: the exchange does not exist, or no queue took the message.
         """

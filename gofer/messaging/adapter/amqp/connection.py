@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import os
 import logging
+import os
 import select
 import ssl
 import threading
@@ -236,9 +236,19 @@ class AmqpConnection:
             self._io.join(self._tick + 1)
 
     def send(
-        self, address: str, body: bytes, *, ttl: float | None = None, durable: bool = True
+        self,
+        address: str,
+        body: bytes,
+        *,
+        ttl: float | None = None,
+        durable: bool = True,
+        confirm: bool = True,
     ) -> None:
         target = Address.parse(address)
+        # A publish to a missing exchange closes the channel, and with it the
+        # publishes after it: only default-exchange messages (whose failure is
+        # a mere return) go unconfirmed.
+        confirm = confirm or bool(target.exchange)
         token = f"gofer-{_PROCESS}-{next(_TOKENS)}"
         properties: dict[str, Any] = {"delivery_mode": 2 if durable else 1, "message_id": token}
         if ttl is not None:
@@ -250,6 +260,8 @@ class AmqpConnection:
                 message, exchange=target.exchange, routing_key=target.routing_key, mandatory=True
             )
             channel.track(publish)
+        if not confirm:
+            return  # a nack or return is dropped with the publish (see _Channel)
         # Wait without the lock: the I/O thread reads the confirm.
         if not publish.done.wait(self._operation_timeout):
             error = OperationTimeoutError(f"no confirm from the broker for {target}")
