@@ -39,7 +39,7 @@ def test_agent_conf_loads_as_shipped(tmp_path: Path, caplog: pytest.LogCaptureFi
 
 
 @pytest.mark.parametrize(
-    ("name", "enabled"), [("demo", True), ("system", False), ("package", False), ("virt", False)]
+    ("name", "enabled"), [("demo", False), ("system", False), ("package", False), ("virt", False)]
 )
 def test_descriptors_load_as_shipped(
     name: str, enabled: bool, caplog: pytest.LogCaptureFixture

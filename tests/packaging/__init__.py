@@ -1,0 +1,1 @@
+"""Packaging: the RPMs of gofer.spec, the systemd unit and the man pages."""
