@@ -47,6 +47,8 @@ GOFER = {
     "/usr/share/doc/gofer/README.md",
     "/usr/share/gofer",
     "/usr/share/gofer/plugins",
+    "/usr/share/licenses/gofer",
+    "/usr/share/licenses/gofer/LICENSE",
     "/usr/share/gofer/plugins/__pycache__",
     "/usr/share/gofer/plugins/__pycache__/demo.{tag}.opt-1.pyc",
     "/usr/share/gofer/plugins/__pycache__/demo.{tag}.pyc",
