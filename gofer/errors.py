@@ -17,6 +17,7 @@
     │   ├── PreconditionError        a declaration conflicts with what the broker has
     │   ├── AccessDeniedError        the broker user lacks permission for the operation
     │   ├── OperationTimeoutError    the broker did not answer an operation in time
+    │   ├── UnsupportedError         the broker (or protocol) offers no way to do this
     │   └── ProtocolError            the peer broke the protocol, or we cannot speak it
     └── RmiError                     a remote call did not give a result
         ├── RequestTimeoutError      no final reply within ``wait`` (carries ``sn``)
@@ -120,6 +121,14 @@ class AccessDeniedError(MessagingError):
 
 class OperationTimeoutError(MessagingError):
     """The broker did not answer an operation in time."""
+
+
+class UnsupportedError(MessagingError):
+    """The broker offers no way to do this over the adapter's protocol.
+
+    For example declaring an exchange or binding through RabbitMQ's AMQP 1.0
+    plugin. Not worth retrying: the same broker refuses the same request again.
+    """
 
 
 class ProtocolError(MessagingError):

@@ -41,6 +41,28 @@ class TestBroker:
     cancel_notify: bool = True
     #: Queues can expire when unused (``x-expires``; Broker-J has no such thing).
     queue_expiry: bool = True
+    #: Exchanges can be declared and deleted, and queues bound to them.
+    bind: bool = True
+    #: Queues can be deleted and purged.
+    queue_admin: bool = True
+    #: Queues can be exclusive to the connection that declares them.
+    exclusive_queues: bool = True
+    #: A message that ``amq.direct`` cannot route is refused (not dropped).
+    amq_unroutable_refused: bool = True
+    #: A requeued message comes back marked as redelivered.
+    requeue_marks_redelivered: bool = True
+    #: What differs through one adapter (one protocol): adapter name to the
+    #: capabilities above that take another value there.
+    by_adapter: dict[str, dict[str, bool]] = dataclasses.field(
+        default_factory=dict, hash=False, compare=False
+    )
+
+    def has(self, capability: str, adapter: str) -> bool:
+        """Whether the broker has ``capability`` when reached through ``adapter``."""
+        overrides = self.by_adapter.get(adapter, {})
+        if capability in overrides:
+            return overrides[capability]
+        return bool(getattr(self, capability))
 
     @property
     def parsed(self) -> Url:
@@ -61,19 +83,46 @@ class TestBroker:
         subprocess.run([self.control, command], check=True, timeout=timeout)
 
 
-def _broker(name: str, default_url: str, script: str, **capabilities: bool) -> TestBroker | None:
+def _broker(name: str, default_url: str, script: str, **capabilities: object) -> TestBroker | None:
     key = f"GOFER_TEST_{name.upper()}"
     url = os.environ.get(key, default_url)
     if url.lower() == "off":
         return None
     control = os.environ.get(f"{key}_CONTROL", str(ROOT / "scripts" / script))
-    return TestBroker(name, url, None if control.lower() == "off" else control, **capabilities)
+    control_script = None if control.lower() == "off" else control
+    return TestBroker(name, url, control_script, **capabilities)  # type: ignore[arg-type]
+
+
+# RabbitMQ 3.10's AMQP 1.0 plugin has no management: it declares a queue on
+# attach (never exclusive or expiring) and can do nothing else; a reader is
+# not told that its queue was deleted. (docs/proton.md)
+_RABBITMQ_OVER_AMQP_1_0 = {
+    "bind": False,
+    "queue_admin": False,
+    "exclusive_queues": False,
+    "queue_expiry": False,
+    "cancel_notify": False,
+}
+# Broker-J over AMQP 1.0 detaches a reader whose queue is deleted, drops what
+# its amq.* exchanges cannot route, and marks a redelivery only by
+# delivery-count, which a requeue (``released``) does not raise.
+_BROKERJ_OVER_AMQP_1_0 = {
+    "cancel_notify": True,
+    "amq_unroutable_refused": False,
+    "requeue_marks_redelivered": False,
+}
 
 
 def brokers() -> list[TestBroker]:
     """The configured brokers, in a stable order."""
     found = [
-        _broker("rabbitmq", "amqp://guest:guest@localhost:5672", "rabbitmq", persistent=True),
+        _broker(
+            "rabbitmq",
+            "amqp://guest:guest@localhost:5672",
+            "rabbitmq",
+            persistent=True,
+            by_adapter={"proton": _RABBITMQ_OVER_AMQP_1_0},
+        ),
         _broker(
             "brokerj",
             "amqp://gofer:gofer@localhost:5673",
@@ -81,6 +130,7 @@ def brokers() -> list[TestBroker]:
             persistent=False,
             cancel_notify=False,
             queue_expiry=False,
+            by_adapter={"proton": _BROKERJ_OVER_AMQP_1_0},
         ),
     ]
     return [b for b in found if b is not None]

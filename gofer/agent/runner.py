@@ -28,7 +28,12 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from gofer.agent.journal import Entry, Journal
-from gofer.errors import GoferError, NotFoundError, RequestInterruptedError
+from gofer.errors import (
+    GoferError,
+    NotFoundError,
+    RequestInterruptedError,
+    UnsupportedError,
+)
 from gofer.messaging.adapter.model import Address, Delivery, Queue
 from gofer.messaging.auth import Authenticator
 from gofer.messaging.connection import Connection, Reader
@@ -97,6 +102,7 @@ class PluginRunner:
         self._stopping = threading.Event()
         self._consumer: threading.Thread | None = None
         self._running: set[str] = set()
+        self._unmanageable = False
         self._lock = threading.Lock()
 
     @property
@@ -154,11 +160,24 @@ class PluginRunner:
     # -- consuming ----------------------------------------------------------
 
     def _declare(self) -> None:
-        if self.managed < 1:
+        """Declare (and bind) the queue, as far as the broker lets this adapter."""
+        if self.managed < 1 or self._unmanageable:
             return
-        self.connection.declare_queue(Queue(self.queue, durable=True, expiration=self.expiration))
-        if self.address.exchange:
-            self.connection.bind(self.queue, self.address.exchange, self.queue)
+        try:
+            self.connection.declare_queue(
+                Queue(self.queue, durable=True, expiration=self.expiration)
+            )
+            if self.address.exchange:
+                self.connection.bind(self.queue, self.address.exchange, self.queue)
+        except UnsupportedError as exc:
+            # E.g. RabbitMQ over AMQP 1.0 cannot bind: consume what exists.
+            self._unmanageable = True
+            log.warning(
+                "plugin %s: queue %s cannot be managed here (%s); consuming it as it is",
+                self.name,
+                self.address,
+                exc,
+            )
 
     def _consume(self) -> None:
         reader: Reader | None = None

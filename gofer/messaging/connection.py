@@ -9,7 +9,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import NamedTuple, TypeVar
+from typing import NamedTuple, TypeVar, cast
 
 from gofer.errors import ConnectionLostError
 from gofer.messaging.adapter import contract
@@ -161,6 +161,31 @@ class Connection:
         """A reader of ``queue`` that resubscribes after reconnects."""
         return Reader(self, queue, prefetch)
 
+    def reply_queue(
+        self, name: str, *, prefetch: int = 1, expiration: float = 600.0
+    ) -> tuple[str, Reader]:
+        """A queue for this process's replies: the address to give out, and its reader.
+
+        With an adapter that offers ``contract.ReplyQueues`` the queue lives
+        as long as its reader; after a reconnect the reader makes it again at
+        the same address (replies sent in between are lost). Otherwise it is
+        the non-durable queue ``name``, which the broker deletes
+        ``expiration`` seconds after its last use.
+        """
+        address = self.ensure(
+            lambda c: c.reply_address(name) if isinstance(c, contract.ReplyQueues) else None
+        )
+        if address is None:
+            self.declare_queue(Queue(name, durable=False, expiration=expiration))
+            return name, self.reader(name, prefetch=prefetch)
+
+        def open_reader(connection: contract.Connection) -> contract.Reader:
+            return cast(contract.ReplyQueues, connection).reply_reader(name, prefetch=prefetch)
+
+        reader = Reader(self, name, prefetch, open_reader)
+        reader.open()  # the queue exists from now on: replies may be sent to it
+        return address, reader
+
     def declare_queue(self, queue: Queue) -> None:
         self.ensure(lambda c: c.declare_queue(queue))
 
@@ -203,10 +228,24 @@ class Reader:
     delivery is logged and ignored.
     """
 
-    def __init__(self, connection: Connection, queue: str, prefetch: int) -> None:
+    def __init__(
+        self,
+        connection: Connection,
+        queue: str,
+        prefetch: int,
+        open_reader: Callable[[contract.Connection], contract.Reader] | None = None,
+    ) -> None:
+        """Args:
+        connection: the reconnecting connection.
+        queue: the queue's name.
+        prefetch: the most unacknowledged messages.
+        open_reader: opens the adapter's reader on a new connection
+            (default: ``connection.reader(queue, prefetch=prefetch)``).
+        """
         self.connection = connection
         self.queue = queue
         self.prefetch = prefetch
+        self._open_reader = open_reader or (lambda c: c.reader(queue, prefetch=prefetch))
         self._reader: contract.Reader | None = None
         self._generation = -1
         self._lock = threading.Lock()
@@ -215,9 +254,13 @@ class Reader:
         with self._lock:
             generation = self.connection.generation
             if self._reader is None or self._generation != generation:
-                self._reader = connection.reader(self.queue, prefetch=self.prefetch)
+                self._reader = self._open_reader(connection)
                 self._generation = generation
             return self._reader
+
+    def open(self) -> None:
+        """Subscribe now rather than at the first :meth:`get`."""
+        self.connection.ensure(self._current, f"read {self.queue}")
 
     def get(self, timeout: float | None = None) -> Delivery | None:
         """The next message, or None after ``timeout`` seconds; see ``contract.Reader.get``."""

@@ -18,7 +18,7 @@ import uuid
 from gofer.errors import GoferError, InvalidDocumentError, NotFoundError
 from gofer.messaging import auth
 from gofer.messaging.adapter.model import TLS, Broker, Queue
-from gofer.messaging.connection import Connection
+from gofer.messaging.connection import Connection, Reader
 from gofer.messaging.document import Document
 from gofer.messaging.retry import Backoff
 from gofer.messaging.url import Url
@@ -44,6 +44,8 @@ class Transport:
         self._lock = threading.Lock()
         self._waiters: dict[str, queues.SimpleQueue[Reply]] = {}
         self._reply_queue: str | None = None
+        self._reply_address: str | None = None
+        self._reply_reader: Reader | None = None
         self._bound: set[str] = set()
         self._reader_thread: threading.Thread | None = None
         self._stopping = threading.Event()
@@ -74,13 +76,19 @@ class Transport:
         with self._lock:
             if self._reply_queue is None:
                 name = f"gofer.reply.{uuid.uuid4()}"
-                self._declare(name)
+                self._reply_address, self._reply_reader = self.connection.reply_queue(
+                    name, prefetch=64, expiration=REPLY_QUEUE_EXPIRATION
+                )
                 self._reply_queue = name
                 self._reader_thread = threading.Thread(
                     target=self._read_replies, name=f"gofer-replies {name}", daemon=True
                 )
                 self._reader_thread.start()
             name = self._reply_queue
+            if self._reply_address != name:
+                # A queue that lives with its reader, reached through its own
+                # address; it cannot be bound to another exchange.
+                return self._reply_address or name
             if exchange and exchange not in self._bound:
                 self.connection.bind(name, exchange, name)
                 self._bound.add(exchange)
@@ -108,11 +116,14 @@ class Transport:
     def _read_replies(self) -> None:
         assert self._reply_queue is not None
         name = self._reply_queue
-        reader = self.connection.reader(name, prefetch=64)
+        reader = self._reply_reader
+        assert reader is not None
         while not self._stopping.is_set():
             try:
                 delivery = reader.get(timeout=1.0)
             except NotFoundError:
+                if self._reply_address != name:
+                    continue  # the reader makes its queue again itself
                 log.warning("reply queue %s vanished; declaring it again", name)
                 self._redeclare(name)
                 continue

@@ -249,6 +249,7 @@ def test_cancelled_request_sees_cancellation(url: str, mini_agent) -> None:
 
 
 def test_agent_is_shared_by_threads_over_one_connection(url: str, mini_agent) -> None:
+    transport.close_all()  # forget other tests' brokers
     agent = Agent(url, mini_agent.address)
     results: dict[tuple[int, int], str] = {}
     errors: list[BaseException] = []

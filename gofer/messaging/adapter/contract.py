@@ -130,6 +130,24 @@ class Connection(Protocol):
 
 
 @runtime_checkable
+class ReplyQueues(Protocol):
+    """Optional: reply queues that live as long as their reader, at an address that stays.
+
+    An adapter offers this when its broker cannot make a queue expire once
+    unused (RabbitMQ's AMQP 1.0 plugin): a caller's reply queue must not
+    outlive the caller. Callers use
+    :meth:`gofer.messaging.connection.Connection.reply_queue`, which falls
+    back to a non-durable queue that expires when the adapter lacks this.
+    """
+
+    def reply_address(self, name: str) -> str | None:
+        """The address reaching reply queue ``name`` (the same after reconnects); None declines."""
+
+    def reply_reader(self, name: str, *, prefetch: int = 1) -> Reader:
+        """Make reply queue ``name`` and read it; the broker removes it when the reader goes."""
+
+
+@runtime_checkable
 class Adapter(Protocol):
     """A driver for one AMQP protocol version, found through the registry.
 

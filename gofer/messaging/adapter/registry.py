@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 GROUP = "gofer.adapters"
 BUILTIN = {
     "amqp": "gofer.messaging.adapter.amqp:adapter",
+    "proton": "gofer.messaging.adapter.proton:adapter",
+    "qpid": "gofer.messaging.adapter.qpid:adapter",
 }
 DEFAULT_ENV = "GOFER_ADAPTER"
 

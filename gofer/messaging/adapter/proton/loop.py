@@ -11,22 +11,28 @@ settled). The caller waits on the future with a timeout.
 The hand-over is a queue plus a pipe that the reactor's ``select`` watches
 (the same idea as ``proton.reactor.EventInjector``, which it replaces so that
 a submitted function runs directly, without a made-up event type).
+
+At interpreter exit every loop is ended before python-qpid-proton's own
+``atexit`` hook frees the Python objects its pending events point to (a
+loop thread still running then aborts the process); see :func:`_end_all`.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import os
 import threading
+import weakref
 from collections.abc import Callable
 from concurrent.futures import Future
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from proton import Event, Handler
-from proton.reactor import Container
+from proton.reactor import Container, EventInjector
 
-from gofer.errors import ConnectionLostError, MessagingError, OperationTimeoutError
+from gofer.errors import ConnectError, ConnectionLostError, MessagingError, OperationTimeoutError
 
 log = logging.getLogger(__name__)
 
@@ -92,8 +98,9 @@ class Loop:
         handler: the container's handler (reactor-level events).
 
     Threading rule: :meth:`submit`, :meth:`call` and :meth:`stop` may be
-    called from any thread; everything else, and every function submitted,
-    runs in the loop thread only.
+    called from any thread. :meth:`track` and :meth:`end` belong to the loop
+    thread (or to the owner before :meth:`start`); every function submitted
+    runs in the loop thread.
     """
 
     def __init__(self, name: str, handler: Handler) -> None:
@@ -104,7 +111,9 @@ class Loop:
         self._tasks: list[tuple[Start, Future[Any]]] = []
         self._pending: set[Future[Any]] = set()
         self._ended: MessagingError | None = None
-        self._stopping = False
+        self._reason: MessagingError | None = None
+        #: The exception that killed the loop thread, if one did.
+        self.failure: BaseException | None = None
         self.thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     @property
@@ -118,8 +127,17 @@ class Loop:
         return self._ended
 
     def start(self) -> None:
-        """Start the thread; submitted work runs from then on."""
-        self.container.selectable(self._waker)
+        """Start the thread; submitted work runs from then on.
+
+        Raises:
+            ConnectError: the interpreter is exiting.
+        """
+        with _live_lock:
+            if _exiting:
+                raise ConnectError("not connecting: the process is exiting")
+            _live.add(self)
+        # Typed for EventInjector, which _Waker stands in for.
+        self.container.selectable(cast("EventInjector", self._waker))
         self.thread.start()
 
     def submit(self, start: Callable[[Future[T]], None]) -> Future[T]:
@@ -150,21 +168,32 @@ class Loop:
         return wait(self.submit(start), timeout, "the AMQP 1.0 I/O thread")
 
     def track(self, future: Future[Any]) -> None:
-        """Fail ``future`` when the loop ends before it is settled (loop thread only)."""
+        """Fail ``future`` if the loop ends before it is settled."""
         if not future.done():
             self._pending.add(future)
             future.add_done_callback(self._pending.discard)
 
+    def end(self, reason: MessagingError) -> None:
+        """Stop the loop for ``reason``; pending and later work fails with it (loop thread)."""
+        if self._reason is None:
+            self._reason = reason
+        self._fail_pending(reason)
+        self._waker.terminate()
+        self.container.stop()
+
     def stop(self) -> None:
-        """End the loop: no more work runs; pending futures fail (any thread)."""
+        """End the loop from any thread; a no-op once it has ended."""
 
         def start(future: Future[None]) -> None:
-            self._stopping = True
-            self._waker.terminate()
-            self.container.stop()
             future.set_result(None)
+            self.end(ConnectionLostError("the AMQP 1.0 connection is closed"))
 
         self.submit(start)
+
+    def join(self, timeout: float) -> None:
+        """Wait for the loop thread to end (not from the loop thread itself)."""
+        if not self.in_loop and self.thread.is_alive():
+            self.thread.join(timeout)
 
     # -- the loop thread ------------------------------------------------------
 
@@ -182,14 +211,16 @@ class Loop:
                     future.set_exception(exc)
 
     def _run(self) -> None:
-        error: MessagingError = ConnectionLostError("the AMQP 1.0 connection is closed")
         try:
             self._serve()
-        except Exception as exc:  # noqa: BLE001 - every failure ends the loop
+        except Exception as exc:  # every failure ends the loop
             log.debug("AMQP 1.0 I/O thread failed", exc_info=True)
-            error = ConnectionLostError(f"the AMQP 1.0 I/O thread failed: {exc!r}")
+            self.failure = exc
+            self._reason = self._reason or ConnectionLostError(
+                f"the AMQP 1.0 I/O thread failed: {exc!r}"
+            )
         finally:
-            self._finish(error)
+            self._finish(self._reason or ConnectionLostError("the AMQP 1.0 connection is closed"))
 
     def _serve(self) -> None:
         # Container.run() without its fixed 3.14 s select timeout.
@@ -201,6 +232,11 @@ class Loop:
         container.stop()
         container.process()
 
+    def _fail_pending(self, error: MessagingError) -> None:
+        for future in list(self._pending):
+            if not future.done():
+                future.set_exception(error)
+
     def _finish(self, error: MessagingError) -> None:
         with self._lock:
             self._ended = error
@@ -208,9 +244,7 @@ class Loop:
         for _, future in tasks:
             if future.set_running_or_notify_cancel():
                 future.set_exception(error)
-        for future in list(self._pending):
-            if not future.done():
-                future.set_exception(error)
+        self._fail_pending(error)
         self._waker.close()
 
 
@@ -225,3 +259,27 @@ def wait(future: Future[T], timeout: float | None, what: str) -> T:
         return future.result(timeout)
     except TimeoutError:
         raise OperationTimeoutError(f"no answer from {what} within {timeout:g}s") from None
+
+
+_live: weakref.WeakSet[Loop] = weakref.WeakSet()
+_live_lock = threading.Lock()
+_exiting = False
+
+
+@atexit.register
+def _end_all() -> None:
+    """End every loop at exit, and start no more.
+
+    python-qpid-proton registers an ``atexit`` hook that frees the handles of
+    the Python objects its events refer to; a loop thread still handling
+    events afterwards makes the interpreter abort. This module is imported
+    after proton, so this hook runs before that one.
+    """
+    global _exiting  # noqa: PLW0603 - one flag for the whole process
+    with _live_lock:
+        _exiting = True
+        loops = list(_live)
+    for loop in loops:
+        loop.stop()
+    for loop in loops:
+        loop.join(2.0)

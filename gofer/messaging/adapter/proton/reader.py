@@ -1,0 +1,166 @@
+"""Consuming one queue over an AMQP 1.0 receiver link of a shared connection."""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue as queues
+import time
+from typing import TYPE_CHECKING, Any
+
+from proton import Delivery as EngineDelivery
+from proton import Message
+
+from gofer.errors import MessagingError
+from gofer.messaging.adapter.model import Delivery
+from gofer.messaging.adapter.proton.links import Incoming, ReceiverLink
+
+if TYPE_CHECKING:
+    from gofer.messaging.adapter.proton.connection import ProtonConnection
+
+log = logging.getLogger(__name__)
+
+_WAKE = object()
+
+#: Outcomes: ``accepted`` acknowledges, ``rejected`` drops (or dead-letters),
+#: ``released`` requeues without counting a delivery (as 0-9-1's requeue).
+#: ``modified`` is never used: RabbitMQ's plugin ends the session on it, and
+#: with delivery-failed Broker-J counts it towards ``maximumDeliveryAttempts``.
+_ACK = EngineDelivery.ACCEPTED
+_DROP = EngineDelivery.REJECTED
+_REQUEUE = EngineDelivery.RELEASED
+
+
+class ProtonReader:
+    """A receiver with at most ``prefetch`` unsettled messages.
+
+    Messages arrive through the connection's I/O thread into a local buffer
+    that never holds more than ``prefetch`` of them, because that is all the
+    credit the broker gets (one more after each ack or reject). When the link
+    fails (the queue was deleted, the broker detached it) the next
+    :meth:`get` attaches again, raising :class:`~gofer.errors.NotFoundError`
+    if the queue is gone. Use a reader from one thread at a time; ``ack`` and
+    ``reject`` may come from any thread.
+    """
+
+    def __init__(
+        self, connection: ProtonConnection, queue: str, source: str, prefetch: int
+    ) -> None:
+        self._connection = connection
+        self.queue = queue
+        self.source = source
+        self.prefetch = max(1, prefetch)
+        self._buffer: queues.SimpleQueue[Any] = queues.SimpleQueue()
+        self._link: ReceiverLink | None = None
+        self._closed = False
+        self._attach()
+
+    def _attach(self) -> None:
+        buffer: queues.SimpleQueue[Any] = queues.SimpleQueue()
+        link = ReceiverLink(
+            self.source,
+            f"reader of {self.queue!r}",
+            credit=self.prefetch,
+            deliver=buffer.put,
+            on_failure=lambda error: buffer.put(_WAKE),
+        )
+        self._buffer = buffer
+        try:
+            self._connection.attach(link)
+        except MessagingError:
+            self._connection.detach(link)
+            raise
+        self._link = link
+
+    def wake(self) -> None:
+        """Wake a blocked :meth:`get` so that it looks at the state again."""
+        self._buffer.put(_WAKE)
+
+    def get(self, timeout: float | None = None) -> Delivery | None:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            self._recover()
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                item = self._buffer.get(timeout=remaining)
+            except queues.Empty:
+                return None
+            if item is _WAKE:
+                if deadline is not None and time.monotonic() >= deadline:
+                    self._recover()
+                    return None
+                continue
+            if item.link is not self._link:
+                continue  # from a link that failed; the broker has it back
+            return Delivery(
+                body=body_of(item.message), tag=item, redelivered=self._redelivered(item.message)
+            )
+
+    def _recover(self) -> None:
+        """Raise if the connection is gone; attach again after a link failure."""
+        if self._closed:
+            raise MessagingError(f"reader of {self.queue!r} is closed")
+        self._connection.check()
+        link = self._link
+        if link is not None and link.failure is None:
+            return
+        log.info(
+            "reader of %r: link gone (%s); attaching again",
+            self.queue,
+            link.failure if link is not None else "never attached",
+        )
+        self._link = None
+        self._attach()
+
+    def ack(self, delivery: Delivery) -> None:
+        self._settle(delivery, _ACK)
+
+    def reject(self, delivery: Delivery, requeue: bool = False) -> None:
+        self._settle(delivery, _REQUEUE if requeue else _DROP)
+
+    def _settle(self, delivery: Delivery, outcome: int) -> None:
+        incoming = delivery.tag
+        if not isinstance(incoming, Incoming):
+            raise MessagingError(f"not a delivery of the reader of {self.queue!r}")
+        if incoming.link is not self._link or incoming.link.failure is not None:
+            log.warning(
+                "cannot settle a message of %r: its link is gone; the broker redelivers it",
+                self.queue,
+            )
+            return
+        self._connection.call(lambda: incoming.link.settle(incoming.delivery, outcome))
+
+    def _redelivered(self, message: Message) -> bool:
+        """True when the broker delivered this message before.
+
+        ``delivery-count`` counts failed deliveries (a lost connection);
+        RabbitMQ also marks a released (requeued) message by clearing
+        ``first-acquirer``, which Broker-J passes through from the sender.
+        """
+        if message.delivery_count:
+            return True
+        return self._connection.dialect.counts_first_acquirer and not message.first_acquirer
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        link, self._link = self._link, None
+        if link is not None and self._connection.is_open:
+            self._connection.detach(link)
+
+
+def body_of(message: Message) -> bytes:
+    """The message content as bytes: UTF-8 of a string value, bytes of binary data.
+
+    gofer sends JSON as an AMQP string value (the old gofer's format); other
+    senders may use binary data. Anything else (a map, a list) is given as JSON.
+    """
+    body = message.body
+    if body is None:
+        return b""
+    if isinstance(body, str):
+        return body.encode("utf-8")
+    if isinstance(body, bytes | bytearray | memoryview):
+        return bytes(body)
+    return json.dumps(body, default=str).encode("utf-8")
