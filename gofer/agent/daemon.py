@@ -206,7 +206,8 @@ class Goferd:
         with self._lock:
             connection = self.connections.get(broker)
             if connection is None:
-                connection = Connection(broker, backoff=Backoff(initial=1.0, maximum=30.0))
+                # Capped at 4 s: back consuming within seconds of the broker's return.
+                connection = Connection(broker, backoff=Backoff(initial=0.5, maximum=4.0))
                 self.connections[broker] = connection
             return connection
 

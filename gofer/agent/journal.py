@@ -57,15 +57,17 @@ Files in the journal directory (mode 0700; files 0600):
     magic   4 bytes   b"\\xa7GJr"
     crc     4 bytes   CRC-32 of length, kind and payload (big-endian, as all integers)
     length  4 bytes   payload length
-    kind    1 byte    1 put, 2 finish, 3 cancel, 4 started
+    kind    1 byte    1 put, 2 finish, 3 cancel, 4 started, 5 result
     payload           put: received (8-byte IEEE double), sn length (1 byte), sn,
                            plugin length (1 byte), plugin, body (the rest)
                       finish, cancel, started: the sn (ASCII)
+                      result: sn length (1 byte), sn, the result (the rest)
 
 The state is the fold of the records in order: a put makes its entry pending
 (replacing a pending entry of the same sn, which keeps its place); a started
-mark says a pending entry began to run; a finish drops the entry, its
-started mark and its cancel mark and remembers the sn as finished; a cancel
+mark says a pending entry began to run; a result record keeps a pending
+entry's final result until it is known to be sent; a finish drops the
+entry, its started mark, its result and its cancel mark and remembers the sn as finished; a cancel
 marks an sn that is not finished. When the log is more than
 ``COMPACT_RATIO`` times the size of its live records and at least
 ``compact_bytes`` long, the writer rewrites the live records (finished
@@ -112,7 +114,7 @@ COMPACT_RATIO = 4
 #: Largest message body the journal takes (RabbitMQ's default maximum message size).
 MAX_BODY = 128 * 2**20
 
-PUT, FINISH, CANCEL, START = 1, 2, 3, 4
+PUT, FINISH, CANCEL, START, RESULT = 1, 2, 3, 4, 5
 
 _HEADER = struct.Struct(">4sIIB")  # magic, crc, length, kind
 _CHECKED = struct.Struct(">IB")  # length, kind: the part of the header the crc covers
@@ -173,11 +175,18 @@ def _shown(value: object) -> str:
     return repr(value)[:80]
 
 
+class _Result(NamedTuple):
+    """A recorded final result (see :meth:`Journal.record_result`)."""
+
+    sn: str
+    result: bytes
+
+
 class _Op(NamedTuple):
     """One change on its way to the log: its kind, what it is about, its encoded record."""
 
     kind: int
-    value: Entry | str
+    value: Entry | str | _Result
     record: bytes
 
 
@@ -264,7 +273,7 @@ class Journal:
         else:
             self._commit(put)
 
-    def finish(self, sn: str) -> None:
+    def finish(self, sn: str, *, wait: bool = True) -> None:
         """Forget a request that has its final reply; returns once that is durable.
 
         The sn is remembered as finished whether or not it was pending, so a
@@ -274,7 +283,7 @@ class Journal:
         Raises:
             JournalError: an invalid sn, the journal is closed, or the disk failed.
         """
-        self._commit(_Op(FINISH, check_sn(sn), _encode_mark(FINISH, sn)))
+        self._commit(_Op(FINISH, check_sn(sn), _encode_mark(FINISH, sn)), wait=wait)
 
     def cancel(self, sn: str) -> bool:
         """Mark a pending or future request as cancelled; returns once that is durable.
@@ -302,6 +311,26 @@ class Journal:
             JournalError: an invalid sn, the journal is closed, or the disk failed.
         """
         self._commit(_Op(START, check_sn(sn), _encode_mark(START, sn)))
+
+    def record_result(self, sn: str, result: bytes) -> None:
+        """Keep a pending request's final result; returns once that is durable.
+
+        Written before the result is sent, so that a crash between sending
+        and :meth:`finish` replays the same result instead of running the
+        request or answering it differently.
+
+        Raises:
+            JournalError: an invalid sn, the journal is closed, or the disk failed.
+        """
+        check_sn(sn)
+        payload = bytes([len(sn)]) + sn.encode("ascii") + result
+        self._commit(_Op(RESULT, _Result(sn, result), _encode(RESULT, payload)))
+
+    def result(self, sn: str) -> bytes | None:
+        """The recorded result of a pending request, if any."""
+        check_sn(sn)
+        with self._lock:
+            return self._state.results.get(sn)
 
     def is_started(self, sn: str) -> bool:
         """True if ``sn`` is pending and was marked started.
@@ -377,7 +406,7 @@ class Journal:
     def __repr__(self) -> str:
         return f"Journal({str(self.directory)!r})"
 
-    def _commit(self, *ops: _Op) -> None:
+    def _commit(self, *ops: _Op, wait: bool = True) -> None:
         with self._lock:
             self._check_usable()
             self._queue.extend(ops)
@@ -385,7 +414,7 @@ class Journal:
             ticket = self._enqueued
             if len(self._queue) == len(ops) or len(self._queue) >= self._expected:
                 self._queued.notify()
-            while self._committed < ticket:
+            while wait and self._committed < ticket:
                 if self._stopped:
                     raise JournalError(f"{self!r} stopped before it could commit") from (
                         self._failure
@@ -535,12 +564,17 @@ class _State:
         self.finished: OrderedDict[str, None] = OrderedDict()
         self.cancelled: OrderedDict[str, None] = OrderedDict()
         self.started: set[str] = set()
+        self.results: dict[str, bytes] = {}
         self.live_bytes = len(FILE_MAGIC)
 
-    def apply(self, kind: int, value: Entry | str) -> None:
+    def apply(self, kind: int, value: Entry | str | _Result) -> None:
         """Change the state as one record says."""
         if isinstance(value, Entry):
             self._put(value)
+        elif isinstance(value, _Result):
+            if value.sn in self.pending and value.sn not in self.results:
+                self.results[value.sn] = value.result
+                self.live_bytes += _HEADER.size + 1 + len(value.sn) + len(value.result)
         elif kind == FINISH:
             self._finish(value)
         elif kind == START:
@@ -564,6 +598,9 @@ class _State:
         if sn in self.started:
             self.started.discard(sn)
             self.live_bytes -= _mark_size(sn)
+        result = self.results.pop(sn, None)
+        if result is not None:
+            self.live_bytes -= _HEADER.size + 1 + len(sn) + len(result)
         if sn in self.cancelled:
             del self.cancelled[sn]
             self.live_bytes -= _mark_size(sn)
@@ -589,6 +626,8 @@ class _State:
             yield _encode_put(entry)
         for sn in self.started:
             yield _encode_mark(START, sn)
+        for sn, result in self.results.items():
+            yield _encode(RESULT, bytes([len(sn)]) + sn.encode("ascii") + result)
 
 
 def _encode(kind: int, payload: bytes) -> bytes:
@@ -615,7 +654,7 @@ def _mark_size(sn: str) -> int:
     return _HEADER.size + len(sn)
 
 
-def _scan(data: bytes) -> Iterator[tuple[int, tuple[int, Entry | str] | int]]:
+def _scan(data: bytes) -> Iterator[tuple[int, tuple[int, Entry | str | _Result] | int]]:
     """The log's records after the file magic, as ``(offset, (kind, value))``.
 
     A stretch that is not a valid record comes as ``(offset, length)``; the
@@ -641,7 +680,7 @@ def _next_record(data: bytes, start: int) -> int:
     return len(data)
 
 
-def _record_at(data: bytes, offset: int) -> tuple[tuple[int, Entry | str], int] | None:
+def _record_at(data: bytes, offset: int) -> tuple[tuple[int, Entry | str | _Result], int] | None:
     """The decoded record at ``offset`` and the offset after it; None if there is none."""
     start = offset + _HEADER.size
     if start > len(data):
@@ -659,9 +698,12 @@ def _record_at(data: bytes, offset: int) -> tuple[tuple[int, Entry | str], int] 
         return None  # a whole record we did not write: treat it as damage
 
 
-def _decode(kind: int, payload: bytes) -> Entry | str:
+def _decode(kind: int, payload: bytes) -> Entry | str | _Result:
     if kind in (FINISH, CANCEL, START):
         return check_sn(payload.decode("ascii"))
+    if kind == RESULT:
+        end = 1 + payload[0]
+        return _Result(check_sn(payload[1:end].decode("ascii")), payload[end:])
     if kind != PUT:
         raise JournalError(f"unknown record kind {kind}")
     received, sn_length = _PUT_HEAD.unpack_from(payload)

@@ -21,6 +21,7 @@ when it has a reply address, and logged either way.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -333,7 +334,11 @@ class PluginRunner:
         if self._stopping.is_set():
             return  # shutting down: the journal keeps it for the next start
         rejected = self._not_runnable(request, received)
-        if replayed and self.journal.is_started(request.sn):
+        kept = self.journal.result(request.sn) if replayed else None
+        if kept is not None:
+            log.info("request %s: sending the result kept before goferd stopped", request.sn)
+            self.replier.result(request, json.loads(kept))
+        elif replayed and self.journal.is_started(request.sn):
             log.warning("request %s was running when goferd stopped; not run again", request.sn)
             self.replier.result(request, _interrupted(request))
         elif rejected is not None:
@@ -343,8 +348,17 @@ class PluginRunner:
             log.debug("request %s: %s.%s() starts", request.sn, request.classname, request.method)
             if not started:
                 self.journal.start(request.sn)
-            run(request, self.dispatcher, self.replier, lambda: self._cancelled(request.sn))
-        self.journal.finish(request.sn)
+            run(
+                request,
+                self.dispatcher,
+                self.replier,
+                lambda: self._cancelled(request.sn),
+                keep=lambda result: self.journal.record_result(
+                    request.sn, json.dumps(result).encode()
+                ),
+            )
+        # Need not wait: until it is durable a replay resends the kept result.
+        self.journal.finish(request.sn, wait=False)
 
     def _not_runnable(self, request: Request, received: float) -> RequestRejected | None:
         if self._cancelled(request.sn):

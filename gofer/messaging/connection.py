@@ -162,7 +162,12 @@ class Connection:
         return Reader(self, queue, prefetch)
 
     def reply_queue(
-        self, name: str, *, prefetch: int = 1, expiration: float = 600.0
+        self,
+        name: str,
+        *,
+        prefetch: int = 1,
+        expiration: float = 600.0,
+        backoff: Backoff | None = None,
     ) -> tuple[str, Reader]:
         """A queue for this process's replies: the address to give out, and its reader.
 
@@ -173,10 +178,12 @@ class Connection:
         ``expiration`` seconds after its last use.
         """
         address = self.ensure(
-            lambda c: c.reply_address(name) if isinstance(c, contract.ReplyQueues) else None
+            lambda c: c.reply_address(name) if isinstance(c, contract.ReplyQueues) else None,
+            backoff=backoff,
         )
         if address is None:
-            self.declare_queue(Queue(name, durable=False, expiration=expiration))
+            queue = Queue(name, durable=False, expiration=expiration)
+            self.ensure(lambda c: c.declare_queue(queue), backoff=backoff)
             return name, self.reader(name, prefetch=prefetch)
 
         def open_reader(connection: contract.Connection) -> contract.Reader:

@@ -118,19 +118,21 @@ class Call:
             body = auth.sign(options.authenticator, document)
             transport.send(self.address, body, options.effective_ttl())
             return self.sn
-        replyto = transport.reply_address(options.exchange)
+        # One deadline for the whole call: preparing, sending and waiting.
+        deadline = time.monotonic() + options.wait
+        replyto = transport.reply_address(options.exchange, limit=options.wait)
         waiter = transport.expect(self.sn)
         try:
             body = auth.sign(options.authenticator, self._document(replyto))
-            transport.send(self.address, body, options.effective_ttl(), limit=options.wait)
-            return self._wait(waiter.get)
+            limit = deadline - time.monotonic()
+            transport.send(self.address, body, options.effective_ttl(), limit=limit)
+            return self._wait(waiter.get, deadline)
         finally:
             transport.forget(self.sn)
 
-    def _wait(self, next_reply: Callable[..., Reply]) -> Any:
-        """Wait for the final reply; statuses in between are not results."""
+    def _wait(self, next_reply: Callable[..., Reply], deadline: float) -> Any:
+        """Wait for the final reply until ``deadline``; statuses in between are not results."""
         wait = self.options.wait
-        deadline = time.monotonic() + wait
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from gofer.errors import GoferError, InvalidDocumentError
 from gofer.messaging import auth
+from gofer.messaging.adapter.model import Address
 from gofer.messaging.document import Document
 from gofer.rmi import wire
 from gofer.rmi.context import Context, activate
@@ -97,7 +98,7 @@ def _reply_fields(document: Document | None) -> tuple[str | None, str | None, An
     # Even a bad serial number is echoed (it is only text in a JSON reply) so
     # that the sender can tell which message was refused; never a huge one.
     usable_sn = sn if isinstance(sn, str) and len(sn) <= 4 * wire.MAX_SN_LENGTH else None
-    usable_replyto = replyto if isinstance(replyto, str) and 0 < len(replyto) <= 255 else None
+    usable_replyto = replyto if Address.valid(replyto) else None
     return usable_sn, usable_replyto, document.get("data")
 
 
@@ -164,8 +165,18 @@ def run(
     dispatcher: Dispatcher,
     replier: Replier,
     cancelled: Callable[[], bool] = lambda: False,
+    keep: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
-    """Send ``started``, run the request with its context, send and return the result."""
+    """Send ``started``, run the request with its context, send and return the result.
+
+    Args:
+        request: the request.
+        dispatcher: finds and runs its method.
+        replier: sends the statuses and the result.
+        cancelled: tells whether the caller cancelled it.
+        keep: called with the result before it is sent (goferd's journal
+            keeps it, so that a crash cannot lead to a different answer).
+    """
     replier.started(request)
 
     def report(total: int, completed: int, details: Any) -> None:
@@ -183,6 +194,8 @@ def run(
         time.monotonic() - started,
         "failed" if "retval" not in result else "ok",
     )
+    if keep is not None:
+        keep(result)
     replier.result(request, result)
     return result
 

@@ -61,23 +61,27 @@ class Transport:
             limit: how long to keep retrying an unreachable broker; None for
                 the transport's ``SEND_RETRY_LIMIT``.
         """
-        backoff = None
-        if limit is not None:
-            backoff = Backoff(initial=0.2, maximum=5.0, limit=min(limit, SEND_RETRY_LIMIT))
-        self.connection.send(address, body, ttl=ttl, durable=True, backoff=backoff)
+        self.connection.send(address, body, ttl=ttl, durable=True, backoff=_limited(limit))
 
     # -- replies ------------------------------------------------------------
 
-    def reply_address(self, exchange: str | None = None) -> str:
+    def reply_address(self, exchange: str | None = None, limit: float | None = None) -> str:
         """The address of our reply queue (through ``exchange`` when given).
 
         The queue is declared, and its reader started, on first use only.
+
+        Args:
+            exchange: the exchange replies come through.
+            limit: how long to keep retrying an unreachable broker.
         """
         with self._lock:
             if self._reply_queue is None:
                 name = f"gofer.reply.{uuid.uuid4()}"
                 self._reply_address, self._reply_reader = self.connection.reply_queue(
-                    name, prefetch=64, expiration=REPLY_QUEUE_EXPIRATION
+                    name,
+                    prefetch=64,
+                    expiration=REPLY_QUEUE_EXPIRATION,
+                    backoff=_limited(limit),
                 )
                 self._reply_queue = name
                 self._reader_thread = threading.Thread(
@@ -165,6 +169,13 @@ class Transport:
         if self._reader_thread is not None:
             self._reader_thread.join(5)
         self.connection.close()
+
+
+def _limited(limit: float | None) -> Backoff | None:
+    """Retries bounded by ``limit`` seconds (None: the transport's own bound)."""
+    if limit is None:
+        return None
+    return Backoff(initial=0.2, maximum=5.0, limit=max(0.0, min(limit, SEND_RETRY_LIMIT)))
 
 
 _transports: dict[tuple[object, ...], Transport] = {}

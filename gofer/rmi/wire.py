@@ -9,6 +9,7 @@ import time
 import uuid
 from typing import Any
 
+from gofer.messaging.adapter.model import Address
 from gofer.messaging.document import Document
 
 VERSION = "2.0"
@@ -220,9 +221,11 @@ def _optional_text(doc: Document, field: str) -> str | None:
     value = doc.get(field)
     if value is None:
         return None
-    if not isinstance(value, str) or not value:
-        raise RequestRejected(MALFORMED, f"{field} must be an address")
-    return value
+    if not Address.valid(value):
+        raise RequestRejected(
+            MALFORMED, f"{field} must be an address ('queue' or 'exchange/queue')"
+        )
+    return str(value)
 
 
 def _destination(routing: object) -> str | None:

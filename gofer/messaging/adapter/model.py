@@ -10,6 +10,9 @@ from gofer.messaging.url import Url
 
 ExchangeType = Literal["direct", "topic", "fanout"]
 
+#: Longest queue, exchange or routing-key name, in UTF-8 bytes (AMQP's short string).
+MAX_NAME = 255
+
 
 @dataclasses.dataclass(frozen=True)
 class TLS:
@@ -133,7 +136,20 @@ class Address:
         exchange, _, key = text.rpartition("/")
         if not key or "/" in exchange:
             raise MessagingError(f"bad address {text!r}: expected 'queue' or 'exchange/queue'")
+        if len(exchange.encode()) > MAX_NAME or len(key.encode()) > MAX_NAME:
+            raise MessagingError(
+                f"bad address {text[:40]!r}...: names are {MAX_NAME} bytes at most"
+            )
         return cls(exchange, key)
+
+    @classmethod
+    def valid(cls, text: object) -> bool:
+        """True when ``text`` parses as an address."""
+        try:
+            cls.parse(text)  # type: ignore[arg-type]
+        except MessagingError:
+            return False
+        return True
 
     def __str__(self) -> str:
         return f"{self.exchange}/{self.routing_key}" if self.exchange else self.routing_key

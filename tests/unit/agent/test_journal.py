@@ -472,3 +472,22 @@ def run_threads(work: Callable[[Any], object], arguments: Iterable[Any]) -> None
         thread.start()
     for thread in threads:
         thread.join()
+
+
+def test_a_recorded_result_survives_a_restart_until_finished(
+    opened: Callable[..., Journal],
+) -> None:
+    journal = opened()
+    first, second = entry(), entry()
+    journal.write(first, started=True)
+    journal.write(second, started=True)
+    journal.record_result(first.sn, b'{"retval": 7}')
+    journal = reopen(journal, opened)
+    assert journal.result(first.sn) == b'{"retval": 7}'
+    assert journal.result(second.sn) is None
+    assert journal.is_started(second.sn)
+    journal.finish(first.sn, wait=False)
+    journal = reopen(journal, opened)  # close makes what was queued durable
+    assert journal.result(first.sn) is None
+    assert journal.is_finished(first.sn)
+    assert [e.sn for e in journal.pending()] == [second.sn]

@@ -40,6 +40,7 @@ from gofer.errors import (
     MessagingError,
     NotFoundError,
     OperationTimeoutError,
+    TLSError,
 )
 from gofer.messaging.adapter.amqp.errors import is_connection_failure, translate
 from gofer.messaging.adapter.amqp.reader import AmqpReader
@@ -51,6 +52,8 @@ log = logging.getLogger(__name__)
 _DRAIN_BATCH = 64
 # Longest wait of the I/O thread when heartbeats are off (to notice close()).
 _IDLE_TICK = 5.0
+# Times a publish dropped with a channel another publish closed is sent again.
+_COLLATERAL_RETRIES = 2
 # Seconds to wait for the return that follows a nack (Broker-J).
 _RETURN_WAIT = 1.0
 # Seconds one broker round trip may take before the connection counts as lost.
@@ -118,17 +121,29 @@ class _Channel(amqp.Channel):  # type: ignore[misc]
             returned.return_seen.set()
 
     def fail_all(self, error: MessagingError) -> None:
-        """Wake every publish still waiting on this channel with ``error``."""
+        """Wake every publish still waiting on this channel.
+
+        A missing exchange closes the channel for every publish on it: the
+        ones to that exchange get ``error``, the others are told to try again
+        (:class:`_CollateralError`), since their messages were dropped with the channel.
+        """
         pending, self.unconfirmed = list(self.unconfirmed.values()), {}
         for publish in pending:
-            publish.fail(error)
+            named = bool(publish.exchange) and f"'{publish.exchange}'" in str(error)
+            culprit = named or not isinstance(error, NotFoundError)
+            publish.fail(error if culprit else _CollateralError(str(error)))
+
+
+class _CollateralError(MessagingError):
+    """Another publish's error closed the channel and dropped this message: send it again."""
 
 
 class _Publish:
     """One message waiting for its confirm (and maybe its return)."""
 
-    def __init__(self, token: str) -> None:
+    def __init__(self, token: str, exchange: str = "") -> None:
         self.token = token
+        self.exchange = exchange
         self.done = threading.Event()
         self.return_seen = threading.Event()
         self.acked = False
@@ -185,6 +200,8 @@ class AmqpConnection:
 
     def _open(self, broker: Broker) -> _Driver:
         url = broker.url
+        if url.tls:
+            _check_tls_files(broker)
         host = f"[{url.host}]" if ":" in url.host else url.host
         driver = _Driver(
             host=f"{host}:{url.port}",
@@ -249,26 +266,35 @@ class AmqpConnection:
         # publishes after it: only default-exchange messages (whose failure is
         # a mere return) go unconfirmed.
         confirm = confirm or bool(target.exchange)
+        for attempt in range(_COLLATERAL_RETRIES + 1):
+            publish = self._publish(target, body, ttl, durable)
+            if not confirm:
+                return  # a nack or return is dropped with the publish (see _Channel)
+            # Wait without the lock: the I/O thread reads the confirm.
+            if not publish.done.wait(self._operation_timeout):
+                error = OperationTimeoutError(f"no confirm from the broker for {target}")
+                with self._lock:
+                    self._mark_lost(error)
+                raise self._lost or error
+            if isinstance(publish.error, _CollateralError) and attempt < _COLLATERAL_RETRIES:
+                log.debug("publish to %s dropped with its channel; sending it again", target)
+                continue
+            self._settled(publish, target)
+            return
+
+    def _publish(self, target: Address, body: bytes, ttl: float | None, durable: bool) -> _Publish:
         token = f"gofer-{_PROCESS}-{next(_TOKENS)}"
         properties: dict[str, Any] = {"delivery_mode": 2 if durable else 1, "message_id": token}
         if ttl is not None:
             properties["expiration"] = self._dialect.expiration(ttl)
         message = amqp.Message(body, **properties)
-        publish = _Publish(token)
+        publish = _Publish(token, target.exchange)
         with self.using(self._control_channel) as channel:
             channel.basic_publish(
                 message, exchange=target.exchange, routing_key=target.routing_key, mandatory=True
             )
             channel.track(publish)
-        if not confirm:
-            return  # a nack or return is dropped with the publish (see _Channel)
-        # Wait without the lock: the I/O thread reads the confirm.
-        if not publish.done.wait(self._operation_timeout):
-            error = OperationTimeoutError(f"no confirm from the broker for {target}")
-            with self._lock:
-                self._mark_lost(error)
-            raise self._lost or error
-        self._settled(publish, target)
+        return publish
 
     def _settled(self, publish: _Publish, target: Address) -> None:
         if publish.error is not None:
@@ -478,6 +504,18 @@ class _Dialect:
         if self.qpid:
             return str(int(time.time() * 1000) + milliseconds)
         return str(milliseconds)
+
+
+def _check_tls_files(broker: Broker) -> None:
+    """Raise TLSError naming a CA, certificate or key file that cannot be read."""
+    tls = broker.tls
+    for what, path in (
+        ("cacert", tls.cacert),
+        ("clientcert", tls.clientcert),
+        ("clientkey", tls.clientkey),
+    ):
+        if path and not os.access(path, os.R_OK):
+            raise TLSError(f"{what} {path} cannot be read")
 
 
 def _ssl_options(broker: Broker) -> dict[str, Any]:

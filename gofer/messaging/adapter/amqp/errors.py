@@ -58,8 +58,19 @@ def translate(exc: BaseException, *, connecting: bool = False) -> MessagingError
     if isinstance(exc, MessagingError):
         return exc
     text = _describe(exc)
+    if isinstance(exc, ssl.SSLEOFError | ssl.SSLZeroReturnError) and connecting:
+        return TLSError(
+            f"TLS failed: the broker closed the connection during the handshake ({text}); "
+            "it may have refused our client certificate (check clientcert and clientkey)"
+        )
     if isinstance(exc, ssl.SSLError | ssl.CertificateError):
-        return TLSError(f"TLS failed: {text}")
+        hint = ""
+        if connecting and "alert" in text.lower():
+            hint = (
+                "; the broker refused the handshake (it may not trust our client "
+                "certificate: check clientcert, clientkey and cacert)"
+            )
+        return TLSError(f"TLS failed: {text}{hint}")
     if isinstance(exc, amqp_errors.AMQPError):
         return _translate_amqp(exc, text, connecting)
     if isinstance(exc, socket.timeout | TimeoutError):

@@ -1,0 +1,1 @@
+"""Fault and security suites: broker restarts, SIGKILL, hostile input, TLS, signing, permissions."""

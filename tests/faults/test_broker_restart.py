@@ -1,0 +1,196 @@
+"""RabbitMQ stopped and started while callers keep calling a real goferd.
+
+Four threads make synchronous calls (``wait`` of 10 s) and one more sends
+asynchronous requests whose replies go to a durable queue, all through the
+whole restart. Afterwards:
+
+- every request the broker confirmed (the asynchronous sender knows which)
+  ran exactly once and got exactly one final reply; none ran twice, whatever
+  the callers saw;
+- every synchronous call ended with its result or a gofer error, within its
+  wait (plus a little for the connect and the reply's trip);
+- goferd answered a call within 5 s of the broker being back (``rabbitmqctl
+  await_startup`` done), the caller's own reconnection included; and,
+  since a single outage samples the jittered back-off only once, goferd
+  never planned a wait between reconnect attempts longer than that (its
+  log's "retrying in ...s"), or it could miss the broker's return by more.
+
+The broker stays down for ``OUTAGE`` seconds, long enough for goferd's
+back-off to grow. This is the only test of the suite that restarts the
+broker: it takes about 40 s, and disturbs anything else using the broker
+meanwhile.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from gofer.errors import GoferError
+from gofer.proxy import Agent
+from gofer.rmi import transport
+from tests import brokers
+from tests.faults.conftest import FaultGoferd, ReplyQueue
+
+CALLERS = 4
+WAIT = 10.0
+#: What a synchronous call may take beyond its wait: a connect attempt and a reply's trip.
+SLACK = 3.0
+RECOVERY = 5.0
+OUTAGE = 15.0
+RETRY_DELAY = re.compile(r"retrying in ([0-9.]+)s")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    tag: str
+    kind: str  # "result", or the gofer error's class name
+    seconds: float
+    detail: str = ""
+
+
+class Load:
+    """Synchronous callers and an asynchronous sender, running until stopped."""
+
+    def __init__(self, url: str, queue: str, replies: str) -> None:
+        self.url = url
+        self.queue = queue
+        self.replies = replies
+        self.stopping = threading.Event()
+        self.outcomes: list[Outcome] = []
+        self.confirmed: list[str] = []  # asynchronous requests the broker took
+        self.unsure: list[str] = []  # asynchronous sends that failed: maybe taken, maybe not
+        self.threads = [
+            threading.Thread(target=self._call, args=(n,), daemon=True) for n in range(CALLERS)
+        ]
+        self.threads.append(threading.Thread(target=self._send, daemon=True))
+
+    def start(self) -> None:
+        for thread in self.threads:
+            thread.start()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        for thread in self.threads:
+            thread.join(WAIT * 3 + 35)
+            assert not thread.is_alive(), f"{thread.name} hangs"
+
+    def _call(self, caller: int) -> None:
+        agent = Agent(self.url, self.queue, wait=WAIT)
+        number = 0
+        while not self.stopping.is_set():
+            tag = f"sync-{caller}-{number}"
+            number += 1
+            began = time.monotonic()
+            try:
+                retval = agent.Fault().work(tag, 0.05)
+            except GoferError as exc:
+                kind, detail = type(exc).__name__, str(exc)
+            except Exception as exc:  # noqa: BLE001 - counted as a failure below
+                kind, detail = f"not a gofer error: {type(exc).__name__}", str(exc)
+            else:
+                kind, detail = ("result", "") if retval == tag else ("wrong result", repr(retval))
+            self.outcomes.append(Outcome(tag, kind, time.monotonic() - began, detail))
+            if kind != "result":
+                self.stopping.wait(0.2)
+
+    def _send(self) -> None:
+        agent = Agent(self.url, self.queue, reply=self.replies, trigger=1, wait=WAIT)
+        number = 0
+        while not self.stopping.is_set():
+            trigger = agent.Fault().work(f"async-{number}", 0.02)
+            number += 1
+            try:
+                trigger()
+            except GoferError:
+                self.unsure.append(trigger.sn)
+                self.stopping.wait(0.2)
+            else:
+                self.confirmed.append(trigger.sn)
+            self.stopping.wait(0.02)
+
+
+@pytest.fixture
+def fresh_transports() -> Iterator[None]:
+    """Later tests start with new caller connections, not ones that lived through the restart."""
+    yield
+    transport.close_all()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+@pytest.mark.usefixtures("fresh_transports")
+def test_broker_restart_under_load(
+    rabbitmq: brokers.TestBroker, fault_goferd, reply_queue: ReplyQueue, url: str
+) -> None:
+    goferd: FaultGoferd = fault_goferd(threads=4)
+    assert Agent(url, goferd.queue, wait=30).Fault().work("warm-up") == "warm-up"
+    load = Load(url, goferd.queue, reply_queue.name)
+    load.start()
+    time.sleep(2.0)
+
+    stopped = time.monotonic()
+    rabbitmq.run("stop", timeout=120)
+    time.sleep(OUTAGE)
+    rabbitmq.run("start", timeout=240)  # returns once rabbitmqctl await_startup is done
+    back = time.monotonic()
+    problems: list[
+        str
+    ] = []  # every check is reported: a restart is too dear to learn one at a time
+    try:
+        assert Agent(url, goferd.queue, wait=30).Fault().work("probe") == "probe"
+    except GoferError as exc:
+        unsent = [line for line in goferd.log().splitlines() if "not sent" in line]
+        problems.append(f"no answer after the broker came back: {exc}; goferd: {unsent[-3:]}")
+    recovery = time.monotonic() - back
+    time.sleep(3.0)
+    load.stop()
+
+    confirmed = set(load.confirmed)
+    answered = reply_queue.read(lambda _: set(reply_queue.finals()) >= confirmed, timeout=60)
+    time.sleep(1.0)  # a duplicate would arrive now
+    reply_queue.read(lambda _: False, timeout=0.5)
+    finals = reply_queue.finals()
+    starts = goferd.starts()
+    ran = Counter(tag for event, _, tag in goferd.executions() if event == "start")
+    kinds = Counter(outcome.kind for outcome in load.outcomes)
+    delays = [float(delay) for delay in RETRY_DELAY.findall(goferd.log())]
+    late = [o for o in load.outcomes if o.seconds > WAIT + SLACK]
+    print(
+        f"\nbroker restart: outage {back - stopped:.1f}s; goferd answered {recovery:.2f}s after"
+        f" the broker was back; sync calls {dict(kinds)}, longest"
+        f" {max(o.seconds for o in load.outcomes):.1f}s; async: {len(confirmed)} confirmed,"
+        f" {len(load.unsure)} unsure; goferd's longest reconnect wait {max(delays, default=0):.1f}s"
+    )
+
+    if recovery > RECOVERY:
+        problems.append(f"goferd answered {recovery:.1f}s after the broker came back")
+    if max(delays, default=0.0) > RECOVERY:
+        problems.append(f"goferd planned reconnect waits over {RECOVERY:g}s: {sorted(delays)[-5:]}")
+    if not answered:
+        problems.append(f"confirmed, never answered: {sorted(confirmed - set(finals))[:5]}")
+    if twice := {sn: n for sn, n in finals.items() if n > 1}:
+        problems.append(f"answered more than once: {twice}")
+    if twice := {tag: n for tag, n in ran.items() if n > 1}:
+        problems.append(f"run more than once: {twice}")
+    if never := sorted(sn for sn in confirmed if starts[sn] != 1):
+        problems.append(f"confirmed, never run: {never[:5]}")
+    if lost := reply_queue.statuses("accepted") - set(finals):
+        problems.append(f"accepted, never answered: {sorted(lost)[:5]}")
+    if not kinds["result"]:
+        problems.append("no synchronous call succeeded")
+    if strays := [
+        o for o in load.outcomes if o.kind == "wrong result" or o.kind.startswith("not a")
+    ]:
+        problems.append(f"callers got neither a result nor a gofer error: {strays[:3]}")
+    if late:
+        problems.append(f"{len(late)} calls outlived their wait of {WAIT:g}s, e.g. {late[:3]}")
+    if unsure := [o.tag for o in load.outcomes if o.kind == "result" and ran[o.tag] != 1]:
+        problems.append(f"results of calls that did not run once: {unsure[:5]}")
+    assert problems == [], "\n".join(problems)

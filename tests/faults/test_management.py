@@ -1,0 +1,103 @@
+"""goferd's management endpoint refuses an unprivileged local user (``gofer mgt`` run as nobody).
+
+The venv under /root is not nobody's to read, so nobody runs ``bin/gofer``
+with the system Python 3.11 and this checkout on PYTHONPATH (``gofer mgt``
+needs nothing beyond the standard library).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import REPO
+from tests.faults.conftest import FaultGoferd
+
+
+@pytest.fixture(scope="module")
+def nobody_python() -> str:
+    """A Python that nobody can run and that imports ``gofer mgt`` from this checkout."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to run gofer mgt as nobody")
+    for candidate in ("/usr/bin/python3", sys.executable):
+        try:
+            done = subprocess.run(
+                [candidate, "-c", "import gofer.cli.main"],
+                env={"PYTHONPATH": str(REPO)},
+                user="nobody",
+                capture_output=True,
+                timeout=30,
+                cwd="/",
+                check=False,
+            )
+        except OSError:
+            continue
+        if done.returncode == 0:
+            return candidate
+    pytest.fail("no Python that nobody can run imports gofer from this checkout")
+
+
+@pytest.fixture
+def public_root() -> Iterator[Path]:
+    """A goferd root that nobody can walk through (pytest's tmp_path is 0700).
+
+    Request it before ``fault_goferd``, so that goferd stops before its root goes.
+    """
+    root = Path(tempfile.mkdtemp(prefix="gofer-faults-mgt-"))
+    root.chmod(0o755)
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def gofer_mgt(
+    python: str, root: Path, *args: str, user: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [python, str(REPO / "bin/gofer"), "mgt", *args],
+        user=user,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), "GOFER_ROOT": str(root)},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd="/",
+        check=False,
+    )
+
+
+def test_nobody_is_refused_and_root_is_served(
+    nobody_python: str, public_root: Path, fault_goferd
+) -> None:
+    goferd: FaultGoferd = fault_goferd(root=public_root)
+    assert goferd.socket.exists()
+
+    refused = gofer_mgt(nobody_python, public_root, "-s", user="nobody")
+    assert refused.returncode == 1, refused
+    assert "permission denied" in refused.stderr, refused.stderr
+    assert "run as root" in refused.stderr, refused.stderr
+    assert refused.stdout == ""
+
+    served = gofer_mgt(nobody_python, public_root, "-s")
+    assert served.returncode == 0, served.stderr
+    assert "<plugin> faults" in served.stdout
+
+
+def test_a_socket_left_open_still_refuses_nobody(
+    nobody_python: str, public_root: Path, fault_goferd
+) -> None:
+    """Should the socket's mode be loosened by mistake, goferd checks the peer's uid itself."""
+    goferd: FaultGoferd = fault_goferd(root=public_root)
+    goferd.socket.chmod(0o666)
+
+    refused = gofer_mgt(nobody_python, public_root, "-s", user="nobody")
+    assert refused.returncode == 1, refused
+    assert "uid 65534 may not manage goferd" in refused.stderr, refused.stderr
+    assert refused.stdout == ""
+    assert "uid 65534" in goferd.log()  # and the refusal is logged
+    assert goferd.mgt("show")["plugins"][0]["name"] == "faults"
