@@ -182,7 +182,9 @@ class Connection:
             backoff=backoff,
         )
         if address is None:
-            queue = Queue(name, durable=False, expiration=expiration)
+            # Durable, so that a broker restart keeps it (and the results in
+            # it) for the caller; it expires once the caller is gone.
+            queue = Queue(name, durable=True, expiration=expiration)
             self.ensure(lambda c: c.declare_queue(queue), backoff=backoff)
             return name, self.reader(name, prefetch=prefetch)
 

@@ -87,11 +87,12 @@ def retry(
             now = clock()
             started = now if started is None else started
             delay = next(delays, None)
-            if delay is None or (
-                backoff.limit is not None and now + delay - started > backoff.limit
-            ):
+            left = None if backoff.limit is None else backoff.limit - (now - started)
+            if delay is None or (left is not None and left <= 0):
                 log.error("%s failed, giving up: %s", what, exc)
                 raise
+            if left is not None:
+                delay = min(delay, left)  # one last try at the limit, not before it
             log.warning("%s failed (%s); retrying in %.1fs", what, exc, delay)
             sleep(delay)
             step = operation if before_retry is None else _chain(before_retry, operation)

@@ -100,7 +100,7 @@ class Transport:
 
     def _declare(self, name: str) -> None:
         self.connection.declare_queue(
-            Queue(name, durable=False, auto_delete=False, expiration=REPLY_QUEUE_EXPIRATION)
+            Queue(name, durable=True, auto_delete=False, expiration=REPLY_QUEUE_EXPIRATION)
         )
         for exchange in self._bound:
             self.connection.bind(name, exchange, name)

@@ -81,10 +81,17 @@ class Peer:
         return item
 
     def expect(self, cls: type[T]) -> T:
-        """Skip heartbeats; the next item must be a ``cls``."""
+        """Skip heartbeats (and a late session command-point); the next item must be a ``cls``.
+
+        The client sends session.command-point right after attaching, without
+        waiting: it may arrive after whatever a test does next.
+        """
+        skip: tuple[type, ...] = (spec010.ConnectionHeartbeat,)
+        if cls is not spec010.SessionCommandPoint:
+            skip += (spec010.SessionCommandPoint,)
         while True:
             item = self.next()
-            if not isinstance(item, spec010.ConnectionHeartbeat):
+            if not isinstance(item, skip):
                 break
         assert isinstance(item, cls), f"expected {cls.__name__}, got {item!r}"
         return item

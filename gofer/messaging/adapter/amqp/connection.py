@@ -138,6 +138,18 @@ class _CollateralError(MessagingError):
     """Another publish's error closed the channel and dropped this message: send it again."""
 
 
+def _collateral(error: MessagingError | None, target: Address) -> bool:
+    """True when another publish's error (a missing exchange) dropped this one."""
+    if isinstance(error, _CollateralError):
+        return True
+    text = str(error)
+    return (
+        isinstance(error, NotFoundError)
+        and "no exchange '" in text
+        and f"no exchange '{target.exchange}'" not in text
+    )
+
+
 class _Publish:
     """One message waiting for its confirm (and maybe its return)."""
 
@@ -267,7 +279,12 @@ class AmqpConnection:
         # a mere return) go unconfirmed.
         confirm = confirm or bool(target.exchange)
         for attempt in range(_COLLATERAL_RETRIES + 1):
-            publish = self._publish(target, body, ttl, durable)
+            try:
+                publish = self._publish(target, body, ttl, durable)
+            except NotFoundError as exc:
+                if _collateral(exc, target) and attempt < _COLLATERAL_RETRIES:
+                    continue
+                raise
             if not confirm:
                 return  # a nack or return is dropped with the publish (see _Channel)
             # Wait without the lock: the I/O thread reads the confirm.
@@ -276,7 +293,7 @@ class AmqpConnection:
                 with self._lock:
                     self._mark_lost(error)
                 raise self._lost or error
-            if isinstance(publish.error, _CollateralError) and attempt < _COLLATERAL_RETRIES:
+            if _collateral(publish.error, target) and attempt < _COLLATERAL_RETRIES:
                 log.debug("publish to %s dropped with its channel; sending it again", target)
                 continue
             self._settled(publish, target)

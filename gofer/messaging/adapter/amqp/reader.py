@@ -9,13 +9,12 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from gofer.errors import MessagingError, NotFoundError
 from gofer.messaging.adapter.model import Delivery
+from gofer.messaging.adapter.waiting import WAKE, next_item
 
 if TYPE_CHECKING:
     from gofer.messaging.adapter.amqp.connection import AmqpConnection, _Channel
 
 log = logging.getLogger(__name__)
-
-_WAKE = object()
 
 
 class _Tag(NamedTuple):
@@ -61,31 +60,22 @@ class AmqpReader:
 
     def wake(self) -> None:
         """Wake a blocked :meth:`get` so that it looks at the state again."""
-        self._buffer.put(_WAKE)
+        self._buffer.put(WAKE)
 
     def get(self, timeout: float | None = None) -> Delivery | None:
         deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            self._recover()
-            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-            try:
-                item = self._buffer.get(timeout=remaining)
-            except queues.Empty:
-                return None
-            if item is _WAKE:
-                if deadline is not None and time.monotonic() >= deadline:
-                    self._recover()
-                    return None
-                continue
-            body = item.body
-            if isinstance(body, str):
-                body = body.encode(getattr(item, "content_encoding", None) or "utf-8")
-            info = item.delivery_info
-            return Delivery(
-                body=bytes(body),
-                tag=_Tag(item.channel, info["delivery_tag"]),
-                redelivered=bool(info.get("redelivered")),
-            )
+        item = next_item(self._buffer, deadline, self._recover)
+        if item is None:
+            return None
+        body = item.body
+        if isinstance(body, str):
+            body = body.encode(getattr(item, "content_encoding", None) or "utf-8")
+        info = item.delivery_info
+        return Delivery(
+            body=bytes(body),
+            tag=_Tag(item.channel, info["delivery_tag"]),
+            redelivered=bool(info.get("redelivered")),
+        )
 
     def _recover(self) -> None:
         """Raise if the connection is gone; subscribe again after a channel failure."""

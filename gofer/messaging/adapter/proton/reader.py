@@ -14,13 +14,13 @@ from proton import Message
 from gofer.errors import MessagingError
 from gofer.messaging.adapter.model import Delivery
 from gofer.messaging.adapter.proton.links import Incoming, ReceiverLink
+from gofer.messaging.adapter.waiting import WAKE, next_item
 
 if TYPE_CHECKING:
     from gofer.messaging.adapter.proton.connection import ProtonConnection
 
 log = logging.getLogger(__name__)
 
-_WAKE = object()
 
 #: Outcomes: ``accepted`` acknowledges, ``rejected`` drops (or dead-letters),
 #: ``released`` requeues without counting a delivery (as 0-9-1's requeue).
@@ -62,7 +62,7 @@ class ProtonReader:
             f"reader of {self.queue!r}",
             credit=self.prefetch,
             deliver=buffer.put,
-            on_failure=lambda error: buffer.put(_WAKE),
+            on_failure=lambda error: buffer.put(WAKE),
         )
         self._buffer = buffer
         try:
@@ -74,22 +74,14 @@ class ProtonReader:
 
     def wake(self) -> None:
         """Wake a blocked :meth:`get` so that it looks at the state again."""
-        self._buffer.put(_WAKE)
+        self._buffer.put(WAKE)
 
     def get(self, timeout: float | None = None) -> Delivery | None:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            self._recover()
-            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-            try:
-                item = self._buffer.get(timeout=remaining)
-            except queues.Empty:
+            item = next_item(self._buffer, deadline, self._recover)
+            if item is None:
                 return None
-            if item is _WAKE:
-                if deadline is not None and time.monotonic() >= deadline:
-                    self._recover()
-                    return None
-                continue
             if item.link is not self._link:
                 continue  # from a link that failed; the broker has it back
             return Delivery(

@@ -14,13 +14,12 @@ from gofer.messaging.adapter.model import Delivery
 from gofer.messaging.adapter.qpid.engine import spec010
 from gofer.messaging.adapter.qpid.engine.base import Command
 from gofer.messaging.adapter.qpid.engine.session import Session, Transfer
+from gofer.messaging.adapter.waiting import WAKE, next_item
 
 if TYPE_CHECKING:
     from gofer.messaging.adapter.qpid.connection import QpidConnection
 
 log = logging.getLogger(__name__)
-
-_WAKE = object()
 
 
 class _Tag(NamedTuple):
@@ -87,16 +86,13 @@ class QpidReader:
 
     def wake(self) -> None:
         """Wake a blocked :meth:`get` so that it looks at the state again."""
-        self._buffer.put(_WAKE)
+        self._buffer.put(WAKE)
 
     def get(self, timeout: float | None = None) -> Delivery | None:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            self._recover()
-            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-            try:
-                item = self._buffer.get(timeout=remaining)
-            except queues.Empty:
+            item = next_item(self._buffer, deadline, self._recover)
+            if item is None:
                 return None
             if isinstance(item, Transfer) and self._session is not None:
                 message = item.message
@@ -105,9 +101,7 @@ class QpidReader:
                     tag=_Tag(self._session, item.id),
                     redelivered=message.redelivered,
                 )
-            if deadline is not None and time.monotonic() >= deadline:
-                self._recover()
-                return None
+            # A transfer of a session that failed: the broker has it back.
 
     def _recover(self) -> None:
         """Raise if the connection is gone; report a failure once, then subscribe again."""
