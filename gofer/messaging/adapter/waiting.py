@@ -12,18 +12,21 @@ WAKE = object()
 
 
 def next_item(
-    buffer: queues.SimpleQueue[Any], deadline: float | None, recover: Callable[[], None]
+    buffer: Callable[[], queues.SimpleQueue[Any]],
+    deadline: float | None,
+    recover: Callable[[], None],
 ) -> Any:
-    """The next item of ``buffer`` before ``deadline`` (monotonic); None once it passes.
+    """The next item of the reader's buffer before ``deadline`` (monotonic); None once it passes.
 
     ``recover`` runs first and after every :data:`WAKE`: it raises when the
-    reader failed for good, or subscribes again after a passing failure.
+    reader failed for good, or subscribes again after a passing failure, which
+    may give the reader a new buffer (so ``buffer`` is asked each time).
     """
     while True:
         recover()
         remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
         try:
-            item = buffer.get(timeout=remaining)
+            item = buffer().get(timeout=remaining)
         except queues.Empty:
             return None
         if item is not WAKE:

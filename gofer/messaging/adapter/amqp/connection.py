@@ -53,7 +53,7 @@ _DRAIN_BATCH = 64
 # Longest wait of the I/O thread when heartbeats are off (to notice close()).
 _IDLE_TICK = 5.0
 # Times a publish dropped with a channel another publish closed is sent again.
-_COLLATERAL_RETRIES = 2
+_COLLATERAL_RETRIES = 5
 # Seconds to wait for the return that follows a nack (Broker-J).
 _RETURN_WAIT = 1.0
 # Seconds one broker round trip may take before the connection counts as lost.

@@ -64,7 +64,7 @@ class AmqpReader:
 
     def get(self, timeout: float | None = None) -> Delivery | None:
         deadline = None if timeout is None else time.monotonic() + timeout
-        item = next_item(self._buffer, deadline, self._recover)
+        item = next_item(lambda: self._buffer, deadline, self._recover)
         if item is None:
             return None
         body = item.body

@@ -79,7 +79,7 @@ class ProtonReader:
     def get(self, timeout: float | None = None) -> Delivery | None:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            item = next_item(self._buffer, deadline, self._recover)
+            item = next_item(lambda: self._buffer, deadline, self._recover)
             if item is None:
                 return None
             if item.link is not self._link:

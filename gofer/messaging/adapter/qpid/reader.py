@@ -91,7 +91,7 @@ class QpidReader:
     def get(self, timeout: float | None = None) -> Delivery | None:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            item = next_item(self._buffer, deadline, self._recover)
+            item = next_item(lambda: self._buffer, deadline, self._recover)
             if item is None:
                 return None
             if isinstance(item, Transfer) and self._session is not None:
