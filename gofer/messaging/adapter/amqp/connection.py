@@ -127,11 +127,26 @@ class _Channel(amqp.Channel):  # type: ignore[misc]
         ones to that exchange get ``error``, the others are told to try again
         (:class:`_CollateralError`), since their messages were dropped with the channel.
         """
-        pending, self.unconfirmed = list(self.unconfirmed.values()), {}
-        for publish in pending:
-            named = bool(publish.exchange) and f"'{publish.exchange}'" in str(error)
-            culprit = named or not isinstance(error, NotFoundError)
-            publish.fail(error if culprit else _CollateralError(str(error)))
+        pending, self.unconfirmed = sorted(self.unconfirmed.items()), {}
+        if not isinstance(error, NotFoundError):
+            for _, publish in pending:
+                publish.fail(error)
+            return
+        # The broker routed what came before the culprit and dropped what came
+        # after it: the earlier ones count as sent, the later ones go again.
+        culprits = [
+            tag
+            for tag, publish in pending
+            if publish.exchange and f"'{publish.exchange}'" in str(error)
+        ]
+        first = culprits[0] if culprits else 0
+        for tag, publish in pending:
+            if tag < first:
+                publish.settle(acked=True)
+            elif tag in culprits:
+                publish.fail(error)
+            else:
+                publish.fail(_CollateralError(str(error)))
 
 
 class _CollateralError(MessagingError):
