@@ -10,6 +10,9 @@ from gofer.messaging.url import Url
 
 ExchangeType = Literal["direct", "topic", "fanout"]
 
+#: Shortest time allowed for one broker round trip (see Broker.operation_timeout).
+MIN_OPERATION_TIMEOUT = 15.0
+
 #: Longest queue, exchange or routing-key name, in UTF-8 bytes (AMQP's short string).
 MAX_NAME = 255
 
@@ -56,6 +59,15 @@ class Broker:
         """Build settings from a URL string (or ``Url``) and keyword settings."""
         parsed = url if isinstance(url, Url) else Url.parse(url)
         return cls(url=parsed, **settings)  # type: ignore[arg-type]
+
+    @property
+    def operation_timeout(self) -> float:
+        """Seconds one broker round trip may take before the connection counts as lost.
+
+        Never less than ``MIN_OPERATION_TIMEOUT``, the connect timeout, or two
+        heartbeats (a broker that heartbeats is alive, if slow).
+        """
+        return max(MIN_OPERATION_TIMEOUT, self.connect_timeout, 2 * (self.heartbeat or 0))
 
     def __str__(self) -> str:
         return str(self.url)

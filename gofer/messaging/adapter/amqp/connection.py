@@ -56,8 +56,6 @@ _IDLE_TICK = 5.0
 _COLLATERAL_RETRIES = 5
 # Seconds to wait for the return that follows a nack (Broker-J).
 _RETURN_WAIT = 1.0
-# Seconds one broker round trip may take before the connection counts as lost.
-_MIN_OPERATION_TIMEOUT = 15.0
 
 
 class _Channel(amqp.Channel):  # type: ignore[misc]
@@ -213,7 +211,7 @@ class AmqpConnection:
         """
         self.broker = broker
         heartbeat = broker.heartbeat or 0
-        self._operation_timeout = max(_MIN_OPERATION_TIMEOUT, broker.connect_timeout, 2 * heartbeat)
+        self._operation_timeout = broker.operation_timeout
         self._lock = threading.RLock()
         self._closed = False
         self._lost: ConnectionLostError | None = None

@@ -61,8 +61,6 @@ T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
-#: Seconds one broker round trip may take before the connection counts as lost.
-_MIN_OPERATION_TIMEOUT = 15.0
 #: Senders kept open per connection (least recently used ones are closed).
 _MAX_SENDERS = 64
 #: Seconds during which a queue seen to exist is not checked again before a
@@ -80,8 +78,7 @@ class ProtonConnection:
             ConnectError, AuthenticationError, TLSError: see the contract.
         """
         self.broker = broker
-        heartbeat = broker.heartbeat or 0
-        self.timeout = max(_MIN_OPERATION_TIMEOUT, broker.connect_timeout, 2 * heartbeat)
+        self.timeout = broker.operation_timeout
         self._lock = threading.Lock()
         self._closed = False
         self._lost: ConnectionLostError | None = None

@@ -52,8 +52,6 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# Seconds one broker round trip may take before the connection counts as lost.
-_MIN_OPERATION_TIMEOUT = 15.0
 # Longest wait for a silent broker after our login (Broker-J's answer to bad credentials).
 _MAX_LOGIN_TIMEOUT = 5.0
 
@@ -93,8 +91,7 @@ class QpidConnection:
             ConnectError, AuthenticationError, TLSError: see the contract.
         """
         self.broker = broker
-        heartbeat = broker.heartbeat or 0
-        self.operation_timeout = max(_MIN_OPERATION_TIMEOUT, broker.connect_timeout, 2 * heartbeat)
+        self.operation_timeout = broker.operation_timeout
         self.engine = Connection(settings_for(broker))
         self._dialect = _Dialect(self.engine.server_properties)
         self._lock = threading.Lock()
