@@ -189,6 +189,20 @@ class ReplyQueue:
         """How many final replies (results, or ``rejected``) each serial number got."""
         return Counter(r["sn"] for r in self.replies if is_final(r))
 
+    def contradicting(self) -> dict[str, list[Any]]:
+        """Serial numbers whose final replies differ from one another, with those replies.
+
+        A copy of the same final reply is not counted: replies are sent at
+        least once (a reply whose confirm a broker outage swallowed goes again).
+        """
+        answers: dict[str, list[Any]] = {}
+        for reply in self.replies:
+            if is_final(reply):
+                answers.setdefault(reply["sn"], []).append(
+                    reply.get("result") if "result" in reply else reply.get("code")
+                )
+        return {sn: got for sn, got in answers.items() if any(a != got[0] for a in got)}
+
     def statuses(self, status: str) -> set[str]:
         return {r["sn"] for r in self.replies if r.get("status") == status}
 

@@ -23,7 +23,7 @@ from gofer.messaging.adapter.model import Queue
 from gofer.messaging.auth import HmacAuthenticator
 from gofer.messaging.connection import Connection
 from gofer.proxy import Agent
-from gofer.rmi import exceptions, transport
+from gofer.rmi import exceptions, transport, wire
 from gofer.rmi.async_ import ReplyConsumer
 from tests.integration import zoo
 
@@ -180,6 +180,34 @@ def test_asynchronous_replies_reach_a_listener_object(url: str, mini_agent) -> N
         failed_sn = agent.Dog().sit()
         assert [seen.get(timeout=10) for _ in range(3)][-1] == ("failed", failed_sn, "BadDog")
     finally:
+        consumer.stop()
+        consumer.join(5)
+        _delete_queue(url, reply_queue)
+
+
+def test_a_final_reply_sent_twice_reaches_the_listener_once(url: str) -> None:
+    # A reply whose publish confirm a broker outage swallowed is sent again:
+    # the consumer passes on the first copy only, progress and all.
+    reply_queue = f"gofer-test-replies-{uuid.uuid4()}"
+    seen: queue.Queue = queue.Queue()
+    consumer = ReplyConsumer(reply_queue, url=url)
+    consumer.start(lambda reply: seen.put((reply.kind, reply.sn)))
+    connection = Connection(url)
+    try:
+        sn = wire.new_sn()
+        result = wire.result_document(sn, reply_queue, None, {"retval": 42})
+        status = wire.status_document(sn, reply_queue, None, wire.PROGRESS, total=2, completed=1)
+        for document in (status, status, result, result):
+            connection.send(reply_queue, document.dump())
+        other = wire.new_sn()
+        connection.send(
+            reply_queue, wire.result_document(other, reply_queue, None, {"retval": None}).dump()
+        )
+        got = [seen.get(timeout=10) for _ in range(4)]
+        assert got == [("progress", sn), ("progress", sn), ("succeeded", sn), ("succeeded", other)]
+        assert seen.empty()
+    finally:
+        connection.close()
         consumer.stop()
         consumer.join(5)
         _delete_queue(url, reply_queue)
