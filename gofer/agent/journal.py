@@ -39,11 +39,14 @@ Guarantees (what "durable" means below: the bytes are written and
   and every later one raise :class:`JournalError`, and nothing more is
   acknowledged. Reopening it (a goferd restart) recovers what was durable.
 
-Group commit: callers on any number of threads hand their records to one
-writer thread, which appends everything that is waiting and covers it with
-one fsync. When the previous batch held several records, it waits up to
-``commit_window`` seconds for as many to arrive before syncing; a lone writer
-never waits. One fsync thus serves every concurrent caller.
+Group commit: a caller that must wait for its records and finds nobody
+writing appends everything queued and covers it with one fsync itself, with
+no hand-over to another thread; callers that come meanwhile queue their
+records, and the first of them to find the log free commits them all in the
+next batch. One fsync thus serves every concurrent caller, and a lone caller
+pays one write and one fsync. Records nobody waits for (``finish(wait=False)``)
+are committed by a writer thread, after up to ``commit_window`` seconds for
+more to join them.
 
 Files in the journal directory (mode 0700; files 0600):
 
@@ -197,15 +200,15 @@ class Journal:
     takes the lock, replays the log and starts the writer thread. Call
     :meth:`close` (or use it as a context manager) to stop it.
 
-    Only the writer thread (and the constructor, before it starts) changes
-    the state or touches the log; callers queue their changes and wait. A
+    Only the thread committing a batch (one at a time; and the constructor,
+    before anyone else) changes the state or touches the log. A
     forked child must not use its parent's journal; it drops its copy of the
     lock at fork, so a child that outlives goferd does not hold the directory.
 
     Args:
         directory: where the journal lives; one journal per directory.
-        commit_window: seconds the writer waits for concurrent callers to
-            join a batch (only while callers are concurrent).
+        commit_window: seconds the writer thread waits for more records to
+            join records nobody waits for.
         finished_capacity: how many finished serial numbers (and cancel
             marks) are remembered; older ones are forgotten.
         compact_bytes: the log is never rewritten while it is shorter.
@@ -219,7 +222,7 @@ class Journal:
         self,
         directory: Path,
         *,
-        commit_window: float = 0.002,
+        commit_window: float = 0.0,
         finished_capacity: int = 100_000,
         compact_bytes: int = 8 * 2**20,
     ) -> None:
@@ -233,9 +236,8 @@ class Journal:
         self._queued = threading.Condition(self._lock)
         self._durable = threading.Condition(self._lock)
         self._queue: list[_Op] = []
-        self._expected = 1
         self._enqueued = self._committed = 0
-        self._closing = self._stopped = False
+        self._closing = self._stopped = self._committing = False
         self._failure: BaseException | None = None
         self._state = _State(finished_capacity)
         self._lock_fd = _take_lock(self.directory)
@@ -407,19 +409,34 @@ class Journal:
         return f"Journal({str(self.directory)!r})"
 
     def _commit(self, *ops: _Op, wait: bool = True) -> None:
+        """Queue ``ops``; with ``wait``, return once they are durable.
+
+        A waiting caller that finds nobody committing commits the whole queue
+        itself (no hand-over to another thread on the way); the ones that come
+        while it syncs wait, and the next of them commits all of theirs in one
+        batch. Ops nobody waits for are committed by the writer thread.
+        """
         with self._lock:
             self._check_usable()
             self._queue.extend(ops)
             self._enqueued += len(ops)
             ticket = self._enqueued
-            if len(self._queue) == len(ops) or len(self._queue) >= self._expected:
-                self._queued.notify()
-            while wait and self._committed < ticket:
+            if not wait:
+                if not self._committing:
+                    self._queued.notify()
+                return
+            while self._committed < ticket:
                 if self._stopped:
                     raise JournalError(f"{self!r} stopped before it could commit") from (
                         self._failure
                     )
-                self._durable.wait()
+                if self._committing or not self._queue:
+                    self._durable.wait()
+                    continue
+                try:
+                    self._lead(self._take_batch())
+                except Exception as exc:
+                    raise JournalError(f"{self!r} cannot write; restart to recover") from exc
 
     def _check_usable(self) -> None:
         if self._failure is not None:
@@ -427,48 +444,74 @@ class Journal:
         if self._closing:
             raise JournalError(f"{self!r} is closed")
 
-    def _commit_loop(self) -> None:
+    def _take_batch(self) -> tuple[list[_Op], int]:
+        """Everything queued, for the caller to commit (called with the lock held)."""
+        batch, self._queue = self._queue, []
+        self._committing = True
+        return batch, self._enqueued
+
+    def _lead(self, taken: tuple[list[_Op], int]) -> None:
+        """Commit a batch taken with the lock held; called with the lock held, syncs without it.
+
+        A failure stops the journal for good: every waiter and later call
+        gets :class:`JournalError`.
+        """
+        batch, ticket = taken
         try:
-            while (batch := self._next_batch()) is not None:
-                self._commit_batch(*batch)
-        except Exception as exc:
-            log.exception("journal %s cannot write; it stops taking requests", self.directory)
-            with self._lock:
-                self._failure = exc
-        finally:
-            with self._lock:
-                self._stopped = True
-                self._durable.notify_all()
-
-    def _next_batch(self) -> tuple[list[_Op], int] | None:
-        """Everything waiting, after up to a commit window for as many as last time."""
-        with self._lock:
-            while not self._queue and not self._closing:
-                self._queued.wait()
-            if not self._queue:
-                return None
-            deadline = time.monotonic() + self._window
-            while len(self._queue) < self._expected and not self._closing:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                self._queued.wait(remaining)
-            batch, self._queue = self._queue, []
-            self._expected = len(batch)
-            return batch, self._enqueued
-
-    def _commit_batch(self, batch: list[_Op], ticket: int) -> None:
-        data = b"".join(op.record for op in batch)
-        _write_all(self._fd, data)
-        os.fsync(self._fd)
-        self._size += len(data)
-        with self._lock:
+            self._lock.release()
+            try:
+                data = b"".join(op.record for op in batch)
+                _write_all(self._fd, data)
+                os.fsync(self._fd)
+                self._size += len(data)
+            finally:
+                self._lock.acquire()
             for op in batch:
                 self._state.apply(op.kind, op.value)
             self._committed = ticket
+            if self._size > max(self._compact_bytes, self._compact_retry_at, self._live_limit()):
+                self._lock.release()
+                try:
+                    self._compact()
+                finally:
+                    self._lock.acquire()
+        except Exception as exc:
+            log.exception("journal %s cannot write; it stops taking requests", self.directory)
+            self._failure = exc
+            self._stopped = True
+            raise
+        finally:
+            self._committing = False
             self._durable.notify_all()
-        if self._size > max(self._compact_bytes, self._compact_retry_at, self._live_limit()):
-            self._compact()
+            self._queued.notify()  # the writer: what is left is its, unless a waiter takes it
+
+    def _commit_loop(self) -> None:
+        """The writer thread: commits what nobody waits for (and what is left at close)."""
+        with self._lock:
+            while not self._stopped:
+                if self._committing or not (self._queue or self._closing):
+                    self._queued.wait()
+                    continue
+                if not self._queue:
+                    break  # closing, and nothing left
+                self._gather()
+                if self._committing or not self._queue:
+                    continue  # a waiter took them while we gathered
+                try:
+                    self._lead(self._take_batch())
+                except Exception:  # noqa: BLE001 - recorded as the journal's failure by _lead
+                    break
+            self._stopped = True
+            self._durable.notify_all()
+
+    def _gather(self) -> None:
+        """With a commit window: wait up to it for more ops to join the batch."""
+        deadline = time.monotonic() + self._window
+        while self._window > 0 and not self._closing and not self._committing:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            self._queued.wait(remaining)
 
     def _live_limit(self) -> int:
         return COMPACT_RATIO * self._state.live_bytes

@@ -7,6 +7,7 @@ import logging
 import os
 import stat
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -491,3 +492,21 @@ def test_a_recorded_result_survives_a_restart_until_finished(
     assert journal.result(first.sn) is None
     assert journal.is_finished(first.sn)
     assert [e.sn for e in journal.pending()] == [second.sn]
+
+
+def test_a_finish_nobody_waits_for_is_committed_all_the_same(
+    opened: Callable[..., Journal], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    journal = opened()
+    kept = entry()
+    journal.write(kept)
+    fsyncs = count_fsyncs(monkeypatch)
+
+    journal.finish(kept.sn, wait=False)  # returns at once; the writer thread commits it
+
+    deadline = time.monotonic() + 5
+    while not journal.is_finished(kept.sn):  # the state changes once it is durable
+        assert time.monotonic() < deadline, "a finish nobody waited for was never committed"
+        time.sleep(0.01)
+    assert fsyncs() == 1
+    assert journal.pending() == []
