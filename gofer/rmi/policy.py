@@ -121,7 +121,7 @@ class Call:
         # One deadline for the whole call: preparing, sending and waiting.
         deadline = time.monotonic() + options.wait
         replyto = transport.reply_address(options.exchange, limit=options.wait)
-        waiter = transport.expect(self.sn)
+        waiter = transport.expect(self.sn, progress=options.progress is not None)
         try:
             body = auth.sign(options.authenticator, self._document(replyto))
             limit = deadline - time.monotonic()

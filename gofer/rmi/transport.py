@@ -22,6 +22,7 @@ from gofer.messaging.connection import Connection, Reader
 from gofer.messaging.document import Document
 from gofer.messaging.retry import Backoff
 from gofer.messaging.url import Url
+from gofer.rmi import wire
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ class Transport:
             broker, backoff=Backoff(initial=0.2, maximum=5.0, limit=SEND_RETRY_LIMIT)
         )
         self._lock = threading.Lock()
-        self._waiters: dict[str, queues.SimpleQueue[Reply]] = {}
+        self._waiters: dict[str, tuple[queues.SimpleQueue[Reply], bool]] = {}
         self._reply_queue: str | None = None
         self._reply_address: str | None = None
         self._reply_reader: Reader | None = None
@@ -105,11 +106,16 @@ class Transport:
         for exchange in self._bound:
             self.connection.bind(name, exchange, name)
 
-    def expect(self, sn: str) -> queues.SimpleQueue[Reply]:
-        """Register interest in replies to ``sn``; each arrives as (body, unchecked document)."""
+    def expect(self, sn: str, *, progress: bool = False) -> queues.SimpleQueue[Reply]:
+        """Register interest in replies to ``sn``; each arrives as (body, unchecked document).
+
+        Only replies that can change the call's course are passed on: final
+        ones, ``rejected``, and ``progress`` when asked for. ``accepted`` and
+        ``started`` never are, so the caller is not woken for them.
+        """
         waiter: queues.SimpleQueue[Reply] = queues.SimpleQueue()
         with self._lock:
-            self._waiters[sn] = waiter
+            self._waiters[sn] = (waiter, progress)
         return waiter
 
     def forget(self, sn: str) -> None:
@@ -157,9 +163,13 @@ class Transport:
             return
         sn = document.get("sn")
         with self._lock:
-            waiter = self._waiters.get(sn) if isinstance(sn, str) else None
-        if waiter is None:
+            wanted = self._waiters.get(sn) if isinstance(sn, str) else None
+        if wanted is None:
             log.debug("reply for %s that nobody waits for dropped", sn)
+            return
+        waiter, progress = wanted
+        status = document.get("status")
+        if status in (wire.ACCEPTED, wire.STARTED) or (status == wire.PROGRESS and not progress):
             return
         waiter.put((body, document))
 
