@@ -221,8 +221,9 @@ class Connection:
 
 
 @functools.lru_cache(maxsize=32)
+@functools.cache
 def _takes_confirm(connection_class: type) -> bool:
-    """True when an adapter's ``send`` takes the optional ``confirm`` keyword."""
+    """True when an adapter's ``send`` takes the optional ``confirm`` keyword (once per class)."""
     try:
         return "confirm" in inspect.signature(connection_class.send).parameters  # type: ignore[attr-defined]
     except (AttributeError, TypeError, ValueError):

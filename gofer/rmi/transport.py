@@ -189,11 +189,17 @@ def _limited(limit: float | None) -> Backoff | None:
 
 
 _transports: dict[tuple[object, ...], Transport] = {}
+#: The same, found by the URL as given (a call need not parse it again).
+_by_text: dict[tuple[object, ...], Transport] = {}
 _transports_lock = threading.Lock()
 
 
 def transport_for(url: str | Url, tls: TLS, heartbeat: float | None) -> Transport:
     """The process's shared transport for this broker and these settings."""
+    given = (url, tls, heartbeat)
+    transport = _by_text.get(given)
+    if transport is not None:
+        return transport
     parsed = url if isinstance(url, Url) else Url.parse(url)
     key = (parsed.secret(), tls, heartbeat)
     with _transports_lock:
@@ -201,6 +207,9 @@ def transport_for(url: str | Url, tls: TLS, heartbeat: float | None) -> Transpor
         if transport is None:
             broker = Broker(url=parsed, tls=tls, heartbeat=heartbeat if heartbeat else 10.0)
             transport = _transports[key] = Transport(broker)
+        if len(_by_text) >= 1024:  # spellings are few; keep a caller that varies them bounded
+            _by_text.clear()
+        _by_text[given] = transport
         return transport
 
 
@@ -210,6 +219,7 @@ def close_all() -> None:
     with _transports_lock:
         transports = list(_transports.values())
         _transports.clear()
+        _by_text.clear()
     for transport in transports:
         try:
             transport.close()

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import calendar
+import contextlib
 import dataclasses
+import datetime
+import functools
 import re
 import time
 import uuid
@@ -34,17 +37,36 @@ MAX_SN_LENGTH = 64
 _SN = re.compile(rf"[0-9a-fA-F-]{{1,{MAX_SN_LENGTH}}}")
 
 
+_TIMESTAMP = "%Y-%m-%dT%H:%M:%SZ"
+
+
 def timestamp(now: float | None = None) -> str:
     """ISO-8601 UTC with second precision and a ``Z``, as the wire wants."""
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
+    return _second_text(int(time.time() if now is None else now))
+
+
+@functools.lru_cache(maxsize=4)
+def _second_text(second: int) -> str:
+    """Formatted once: most replies of a busy second share their timestamp."""
+    return time.strftime(_TIMESTAMP, time.gmtime(second))
+
+
+#: The wire's own form, read without ``time.strptime`` (slow, and locale-bound).
+_WIRE_TIME = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})Z")
 
 
 def parse_timestamp(text: object) -> float | None:
     """Seconds since the epoch for a wire timestamp; None when absent or unreadable."""
     if not isinstance(text, str):
         return None
-    try:
-        return float(calendar.timegm(time.strptime(text, "%Y-%m-%dT%H:%M:%SZ")))
+    match = _WIRE_TIME.fullmatch(text)
+    if match is not None:
+        with contextlib.suppress(ValueError):  # e.g. a leap second: strptime takes it
+            year, month, day, hour, minute, second = map(int, match.groups())
+            when = datetime.datetime(year, month, day, hour, minute, second, tzinfo=datetime.UTC)
+            return when.timestamp()
+    try:  # any other form strptime reads (old peers' wording may vary)
+        return float(calendar.timegm(time.strptime(text, _TIMESTAMP)))
     except (ValueError, OverflowError):
         return None
 
