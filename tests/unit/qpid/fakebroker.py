@@ -17,7 +17,11 @@ T = TypeVar("T")
 
 
 class Peer:
-    """The broker's end of one accepted connection."""
+    """The broker's end of one accepted connection.
+
+    Only one thread may read from a peer at a time: its script's, and then,
+    once the script is done, the test's (see :meth:`FakeBroker.peer`).
+    """
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
@@ -81,17 +85,10 @@ class Peer:
         return item
 
     def expect(self, cls: type[T]) -> T:
-        """Skip heartbeats (and a late session command-point); the next item must be a ``cls``.
-
-        The client sends session.command-point right after attaching, without
-        waiting: it may arrive after whatever a test does next.
-        """
-        skip: tuple[type, ...] = (spec010.ConnectionHeartbeat,)
-        if cls is not spec010.SessionCommandPoint:
-            skip += (spec010.SessionCommandPoint,)
+        """Skip heartbeats; the next item must be a ``cls``."""
         while True:
             item = self.next()
-            if not isinstance(item, skip):
+            if not isinstance(item, spec010.ConnectionHeartbeat):
                 break
         assert isinstance(item, cls), f"expected {cls.__name__}, got {item!r}"
         return item
@@ -182,6 +179,7 @@ class FakeBroker:
             threading.Thread(target=self._run, args=(sock,), daemon=True).start()
 
     def _run(self, sock: socket.socket) -> None:
+        peer: Peer | None = None
         try:
             if self.tls is not None:
                 sock = self.tls.wrap_socket(sock, server_side=True)
@@ -191,8 +189,23 @@ class FakeBroker:
         except BaseException as exc:  # noqa: BLE001 - reported by the test through .errors
             self.errors.append(exc)
         finally:
-            if self.peers:
-                self.peers[-1].done.set()
+            if peer is not None:
+                peer.done.set()
+
+    def peer(self, timeout: float = 5.0) -> Peer:
+        """The first connection's peer once its script is done, for the test to drive.
+
+        The client may go on before the script has read all it expects: after
+        ``session.attached`` it does not wait for the script to read its
+        ``session.command-point``. A test that read from the peer meanwhile
+        would race the script for the client's frames (and one would take a
+        frame meant for the other), so it takes the peer from here, not from
+        :attr:`peers`.
+        """
+        peer = self.peers[0]
+        assert peer.done.wait(timeout), f"the script still runs after {timeout:g}s"
+        assert self.errors == [], f"the script failed: {self.errors!r}"
+        return peer
 
     def close(self) -> None:
         with contextlib.suppress(OSError):

@@ -223,7 +223,7 @@ def hostile() -> Iterator[Hostile]:
         )
         connections.append(connection)
         connection.session()
-        peer = broker.peers[0]
+        peer = broker.peer()
         peer.send(attack)
         if hang_up:
             peer.sock.shutdown(socket.SHUT_WR)
