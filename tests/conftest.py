@@ -5,9 +5,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from gofer.rmi import transport
 from tests import brokers
+
+# Property tests assert behaviour, never speed: on a busy two-core CI machine
+# Hypothesis's per-example deadline and "generation is slow" check fail
+# correct code (seen on tests/unit/qpid/test_codec.py under load).
+settings.register_profile("gofer", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("gofer")
 
 
 def _skipped_broker_tests(config: pytest.Config) -> list[pytest.TestReport]:
