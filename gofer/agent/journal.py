@@ -86,6 +86,7 @@ path.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import fcntl
@@ -224,7 +225,7 @@ class Journal:
         directory: Path,
         *,
         commit_window: float = 0.05,
-        finished_capacity: int = 100_000,
+        finished_capacity: int = 10_000,
         compact_bytes: int = 8 * 2**20,
     ) -> None:
         if commit_window < 0 or finished_capacity < 1 or compact_bytes < 1:
@@ -599,13 +600,51 @@ class _TempWriteError(JournalError):
     """A rewrite failed before replacing the log, which is therefore whole."""
 
 
+class _Finished:
+    """The last ``capacity`` finished serial numbers, in the order they finished.
+
+    A set and a queue rather than an ordered dict: about half the memory per
+    serial number (the strings are shared), which is most of what a busy
+    goferd's journal holds.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._members: set[str] = set()
+        self._order: collections.deque[str] = collections.deque()
+
+    def __contains__(self, sn: object) -> bool:
+        return sn in self._members
+
+    def __len__(self) -> int:
+        return len(self._members)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._order)
+
+    def add(self, sn: str) -> bool:
+        """Remember ``sn``; False if it was already."""
+        if sn in self._members:
+            return False
+        self._members.add(sn)
+        self._order.append(sn)
+        return True
+
+    def evicted(self) -> Iterator[str]:
+        """Forget (and give) the oldest beyond the capacity."""
+        while len(self._order) > self.capacity:
+            oldest = self._order.popleft()
+            self._members.discard(oldest)
+            yield oldest
+
+
 class _State:
     """What the log means: the fold of its records (see the module docstring)."""
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
         self.pending: dict[str, Entry] = {}
-        self.finished: OrderedDict[str, None] = OrderedDict()
+        self.finished = _Finished(capacity)
         self.cancelled: OrderedDict[str, None] = OrderedDict()
         self.started: set[str] = set()
         self.results: dict[str, bytes] = {}
@@ -648,7 +687,10 @@ class _State:
         if sn in self.cancelled:
             del self.cancelled[sn]
             self.live_bytes -= _mark_size(sn)
-        self._mark(self.finished, sn)
+        if self.finished.add(sn):
+            self.live_bytes += _mark_size(sn)
+        for oldest in self.finished.evicted():
+            self.live_bytes -= _mark_size(oldest)
 
     def _mark(self, marks: OrderedDict[str, None], sn: str) -> None:
         if sn in marks:
