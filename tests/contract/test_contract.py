@@ -200,6 +200,51 @@ def test_concurrent_senders_share_a_connection(connection: Connection, queue: st
     assert sorted(received) == sorted(f"{w}:{n}" for w in range(threads) for n in range(each))
 
 
+def test_readers_in_many_threads_share_a_connection(
+    connection: Connection, delete_queue: Callable[[Connection, str], None]
+) -> None:
+    # Each thread reads and acknowledges its own queue while others send: what
+    # goferd's plugins and a caller's reply reader do on one connection. (The
+    # proton adapter once let its driver's objects be freed in reader threads,
+    # which crashed the process under this load.)
+    queues = [_fresh() for _ in range(4)]
+    each = 250
+    errors: list[BaseException] = []
+    got: dict[str, list[int]] = {name: [] for name in queues}
+    for name in queues:
+        connection.declare_queue(Queue(name, durable=True))
+
+    def send_all(name: str) -> None:
+        try:
+            for n in range(each):
+                connection.send(name, str(n).encode())
+        except BaseException as exc:  # noqa: BLE001 - reported by the assert below
+            errors.append(exc)
+
+    def read_all(name: str) -> None:
+        try:
+            reader = connection.reader(name, prefetch=16)
+            while len(got[name]) < each and (delivery := reader.get(timeout=15)) is not None:
+                got[name].append(int(delivery.body))
+                reader.ack(delivery)
+            reader.close()
+        except BaseException as exc:  # noqa: BLE001 - reported by the assert below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=read_all, args=(name,)) for name in queues]
+    threads += [threading.Thread(target=send_all, args=(name,)) for name in queues]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert errors == []
+        assert got == {name: list(range(each)) for name in queues}
+    finally:
+        for name in queues:
+            delete_queue(connection, name)
+
+
 # -- missing nodes ----------------------------------------------------------
 
 

@@ -14,6 +14,7 @@ runs all of it in its thread.
 from __future__ import annotations
 
 import collections
+import itertools
 import logging
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -227,10 +228,17 @@ class SenderLink(Link):
 
 
 class Incoming(NamedTuple):
-    """A complete message taken off a receiver (its delivery stays unsettled)."""
+    """A complete message taken off a receiver (its delivery stays unsettled).
+
+    Given to the receiver's ``deliver`` in the I/O thread, and valid there
+    only: ``message`` is proton's, and proton objects must not be used, nor
+    dropped, in other threads (their reference counts are not atomic; a
+    reader thread releasing a delivery while the I/O thread works crashed the
+    process). Settle it by ``token``.
+    """
 
     link: ReceiverLink
-    delivery: Delivery
+    token: int
     message: Message
 
 
@@ -246,7 +254,8 @@ class ReceiverLink(Link):
         address: the source address; None for a dynamic (broker-named) node.
         what: names the link in error messages.
         credit: the prefetch; 0 attaches without taking anything (a probe).
-        deliver: called (in the I/O thread) with each complete message.
+        deliver: called (in the I/O thread) with each complete message;
+            it keeps nothing of proton's (see :class:`Incoming`).
         on_failure: called (in the I/O thread) when the link fails.
     """
 
@@ -262,7 +271,8 @@ class ReceiverLink(Link):
         self.credit = credit
         self._deliver = deliver
         self._on_failure = on_failure
-        self._unsettled: set[Delivery] = set()
+        self._unsettled: dict[int, Delivery] = {}
+        self._tokens = itertools.count(1)
 
     @property
     def remote_address(self) -> str | None:
@@ -294,18 +304,19 @@ class ReceiverLink(Link):
             delivery.update(Delivery.RELEASED)
             delivery.settle()
             return
-        self._unsettled.add(delivery)
-        self._deliver(Incoming(self, delivery, message))
+        token = next(self._tokens)
+        self._unsettled[token] = delivery
+        self._deliver(Incoming(self, token, message))
 
-    def settle(self, delivery: Delivery, outcome: int) -> None:
-        """Settle a delivery of this link and grant one more credit.
+    def settle(self, token: int, outcome: int) -> None:
+        """Settle a delivery of this link (in the I/O thread) and grant one more credit.
 
         A delivery of a link that has failed or closed is left alone: the
         broker took it back when the link went.
         """
-        if delivery not in self._unsettled or not self.usable:
+        delivery = self._unsettled.pop(token, None)
+        if delivery is None or not self.usable:
             return
-        self._unsettled.discard(delivery)
         delivery.update(outcome)
         delivery.settle()
         if isinstance(self.link, EngineReceiver):
@@ -319,7 +330,7 @@ class ReceiverLink(Link):
         delivery, counted) on Broker-J.
         """
         if self.usable:
-            for delivery in self._unsettled:
+            for delivery in self._unsettled.values():
                 delivery.update(Delivery.RELEASED)
                 delivery.settle()
         self._unsettled.clear()

@@ -31,7 +31,7 @@ from concurrent.futures import Future
 from typing import Any, NamedTuple, Protocol
 
 from proton import Connection as EngineConnection
-from proton import Message
+from proton import Delivery, Message
 
 from gofer.errors import (
     AccessDeniedError,
@@ -389,7 +389,7 @@ class ManagementClient:
 
     def _answer(self, incoming: Incoming) -> None:
         message = incoming.message
-        incoming.link.settle(incoming.delivery, incoming.delivery.ACCEPTED)
+        incoming.link.settle(incoming.token, Delivery.ACCEPTED)
         future = self._waiting.pop(str(message.correlation_id), None)
         if future is None or future.done():
             return

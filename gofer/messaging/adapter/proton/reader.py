@@ -6,7 +6,7 @@ import json
 import logging
 import queue as queues
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from proton import Delivery as EngineDelivery
 from proton import Message
@@ -31,6 +31,15 @@ _DROP = EngineDelivery.REJECTED
 _REQUEUE = EngineDelivery.RELEASED
 
 
+class _Received(NamedTuple):
+    """A message as the reader's thread gets it: plain values, nothing of proton's."""
+
+    link: ReceiverLink
+    token: int
+    body: bytes
+    redelivered: bool
+
+
 class ProtonReader:
     """A receiver with at most ``prefetch`` unsettled messages.
 
@@ -41,6 +50,9 @@ class ProtonReader:
     :meth:`get` attaches again, raising :class:`~gofer.errors.NotFoundError`
     if the queue is gone. Use a reader from one thread at a time; ``ack`` and
     ``reject`` may come from any thread.
+
+    Only the I/O thread touches proton's objects: it reads each message into
+    plain values before the reader's thread sees it, and settles by token.
     """
 
     def __init__(
@@ -57,11 +69,24 @@ class ProtonReader:
 
     def _attach(self) -> None:
         buffer: queues.SimpleQueue[Any] = queues.SimpleQueue()
+        counts_first_acquirer = self._connection.dialect.counts_first_acquirer
+
+        def deliver(incoming: Incoming) -> None:  # in the I/O thread
+            message = incoming.message
+            buffer.put(
+                _Received(
+                    incoming.link,
+                    incoming.token,
+                    body_of(message),
+                    redelivered(message, counts_first_acquirer),
+                )
+            )
+
         link = ReceiverLink(
             self.source,
             f"reader of {self.queue!r}",
             credit=self.prefetch,
-            deliver=buffer.put,
+            deliver=deliver,
             on_failure=lambda error: buffer.put(WAKE),
         )
         self._buffer = buffer
@@ -84,9 +109,7 @@ class ProtonReader:
                 return None
             if item.link is not self._link:
                 continue  # from a link that failed; the broker has it back
-            return Delivery(
-                body=body_of(item.message), tag=item, redelivered=self._redelivered(item.message)
-            )
+            return Delivery(body=item.body, tag=item, redelivered=item.redelivered)
 
     def _recover(self) -> None:
         """Raise if the connection is gone; attach again after a link failure."""
@@ -111,27 +134,17 @@ class ProtonReader:
         self._settle(delivery, _REQUEUE if requeue else _DROP)
 
     def _settle(self, delivery: Delivery, outcome: int) -> None:
-        incoming = delivery.tag
-        if not isinstance(incoming, Incoming):
+        received = delivery.tag
+        if not isinstance(received, _Received):
             raise MessagingError(f"not a delivery of the reader of {self.queue!r}")
-        if incoming.link is not self._link or incoming.link.failure is not None:
+        link, token = received.link, received.token
+        if link is not self._link or link.failure is not None:
             log.warning(
                 "cannot settle a message of %r: its link is gone; the broker redelivers it",
                 self.queue,
             )
             return
-        self._connection.call(lambda: incoming.link.settle(incoming.delivery, outcome))
-
-    def _redelivered(self, message: Message) -> bool:
-        """True when the broker delivered this message before.
-
-        ``delivery-count`` counts failed deliveries (a lost connection);
-        RabbitMQ also marks a released (requeued) message by clearing
-        ``first-acquirer``, which Broker-J passes through from the sender.
-        """
-        if message.delivery_count:
-            return True
-        return self._connection.dialect.counts_first_acquirer and not message.first_acquirer
+        self._connection.call(lambda: link.settle(token, outcome))
 
     def close(self) -> None:
         if self._closed:
@@ -140,6 +153,18 @@ class ProtonReader:
         link, self._link = self._link, None
         if link is not None and self._connection.is_open:
             self._connection.detach(link)
+
+
+def redelivered(message: Message, counts_first_acquirer: bool) -> bool:
+    """True when the broker delivered this message before.
+
+    ``delivery-count`` counts failed deliveries (a lost connection);
+    RabbitMQ also marks a released (requeued) message by clearing
+    ``first-acquirer``, which Broker-J passes through from the sender.
+    """
+    if message.delivery_count:
+        return True
+    return counts_first_acquirer and not message.first_acquirer
 
 
 def body_of(message: Message) -> bytes:
