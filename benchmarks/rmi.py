@@ -23,12 +23,17 @@ One run measures three systems, one after the other, on the same broker:
 For each: the latency of N synchronous calls in a row (p50/p90/p99), then
 the throughput of 1, 4 and 16 caller threads, each calling for a fixed time.
 CPU per call is read from ``/proc`` for this process (the callers), the
-server process (the floor's server or goferd) and the RabbitMQ node when it
-runs on this machine (it serves other clients too, so its figure is an upper
-bound). The broker is shared: a run during which the broker connections
-broke (another client dropped them, or restarted the broker) is run again.
+server process (the floor's server or goferd) and the broker when it runs
+on this machine (the process listening on the URL's port; it serves other
+clients too, so its figure is an upper bound). The broker is shared: a run
+during which the broker connections broke (another client dropped them, or
+restarted the broker) is run again.
 The results are figures and ratios; the targets of the issue are printed
 next to them, nothing is asserted.
+
+:func:`goferd` (any plugins, any adapter's URL), :func:`floor_server` and
+the runs are also used by ``benchmarks/agent.py``, ``benchmarks/adapters.py``
+and ``benchmarks/all.py``, which runs every benchmark and prints one table.
 
 ``--profile`` measures nothing of the above: it runs goferd under cProfile
 (every thread), makes N synchronous calls with cProfile on in the caller, and
@@ -54,11 +59,12 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
 import amqp
+import procfs
 
 from gofer.agent.management import ManagementClient
 from gofer.cli import goferd as goferd_cli
@@ -150,18 +156,14 @@ def _cpu_seconds(pid: int | None) -> float | None:
 
 
 def _broker_pid(url: Url) -> int | None:
-    """The pid of the local RabbitMQ node (its ``beam.smp``), when the URL points here."""
+    """The pid of the broker (the process listening on the URL's port), when the URL points here.
+
+    Found by its listening socket, not by name: RabbitMQ (5672) and Broker-J
+    (5673) both run here, and only the port tells which one a URL means.
+    """
     if url.host not in ("localhost", "127.0.0.1", "::1"):
         return None
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        with contextlib.suppress(OSError):
-            if (entry / "comm").read_text().strip() != "beam.smp":
-                continue
-            if b"rabbit\0boot" in (entry / "cmdline").read_bytes():
-                return int(entry.name)
-    return None
+    return procfs.listener_pid(url.port)
 
 
 def _difference(after: float | None, before: float | None) -> float | None:
@@ -356,8 +358,9 @@ def _close(connection: amqp.Connection) -> None:
 class FloorCaller:
     """A floor caller: its own connection and exclusive reply queue; one thread only."""
 
-    def __init__(self, url: Url, queue: str, confirms: bool) -> None:
+    def __init__(self, url: Url, queue: str, confirms: bool, payload: bytes = PAYLOAD) -> None:
         self._connection = _connect(url, confirms)
+        self._payload = payload
         self._channel = self._connection.channel()
         self._queue = queue
         self._reply_to, _, _ = self._channel.queue_declare("", exclusive=True, auto_delete=True)
@@ -369,7 +372,7 @@ class FloorCaller:
         self._sent += 1
         correlation = str(self._sent)
         request = amqp.Message(
-            PAYLOAD, delivery_mode=2, reply_to=self._reply_to, correlation_id=correlation
+            self._payload, delivery_mode=2, reply_to=self._reply_to, correlation_id=correlation
         )
         self._channel.basic_publish(request, exchange="", routing_key=self._queue, mandatory=True)
         deadline = time.monotonic() + CALL_TIMEOUT
@@ -485,9 +488,21 @@ def _delete_queues(url: Url, names: list[str]) -> None:
         return
 
 
-def run_floor(url: Url, confirms: bool, options: argparse.Namespace) -> Side:
-    """Start the floor's server process, measure, stop it and delete its queue."""
-    name = "floor" if confirms else "floor (no confirms)"
+@dataclasses.dataclass(frozen=True)
+class FloorServer:
+    """A floor's server process started by :func:`floor_server`."""
+
+    pid: int
+    queue: str
+    broker: str  # its product and version
+
+
+@contextlib.contextmanager
+def floor_server(url: Url, confirms: bool) -> Iterator[FloorServer]:
+    """The floor's server process, serving a queue of its own until the block ends.
+
+    The process is stopped and its queue deleted on the way out.
+    """
     queue = f"bench.rmi.floor.{uuid.uuid4().hex[:8]}"
     context = multiprocessing.get_context("spawn")
     ready, stop = context.Event(), context.Event()
@@ -495,17 +510,12 @@ def run_floor(url: Url, confirms: bool, options: argparse.Namespace) -> Side:
         target=_floor_server, args=(url.secret(), queue, confirms, ready, stop), daemon=True
     )
     try:
-        options.broker = _declare(url, queue)
+        broker = _declare(url, queue)
         server.start()
         if not ready.wait(START_TIMEOUT):
             raise RuntimeError("the floor's server did not start")
         assert server.pid is not None
-        return _run_side(
-            name,
-            lambda: FloorCaller(url, queue, confirms),
-            meter=Meter(server.pid, url),
-            options=options,
-        )
+        yield FloorServer(server.pid, queue, broker)
     finally:
         stop.set()
         server.join(5)
@@ -513,6 +523,19 @@ def run_floor(url: Url, confirms: bool, options: argparse.Namespace) -> Side:
             server.terminate()
             server.join(5)
         _delete_queues(url, [queue])
+
+
+def run_floor(url: Url, confirms: bool, options: argparse.Namespace) -> Side:
+    """Start the floor's server process, measure, stop it and delete its queue."""
+    name = "floor" if confirms else "floor (no confirms)"
+    with floor_server(url, confirms) as server:
+        options.broker = server.broker
+        return _run_side(
+            name,
+            lambda: FloorCaller(url, server.queue, confirms),
+            meter=Meter(server.pid, url),
+            options=options,
+        )
 
 
 # -- gofer: a real goferd and gofer.proxy.Agent -----------------------------------
@@ -532,19 +555,61 @@ class GoferCaller:
         pass
 
 
-def _gofer_root(top: Path, url: Url, queue: str) -> Path:
-    """A GOFER_ROOT like scripts/demo makes, with the demo plugin on ``queue``."""
+#: The plugins goferd serves unless told otherwise: (name, module file) of each.
+DEMO = (("demo", REPO / "plugins/demo.py"),)
+
+
+def gofer_root(
+    top: Path,
+    url: Url,
+    plugins: Sequence[tuple[str, Path]] = DEMO,
+    threads: int = AGENT_THREADS,
+) -> tuple[Path, dict[str, str]]:
+    """A GOFER_ROOT below ``top`` like scripts/demo makes, each plugin on a queue of its own.
+
+    Args:
+        top: an empty directory.
+        url: the broker of every plugin.
+        plugins: (name, module file) of each plugin.
+        threads: each plugin's worker threads.
+
+    Returns:
+        The root, and the queue of each plugin by name.
+    """
     root = top / "root"
     (root / "etc/gofer/plugins").mkdir(parents=True)
     (root / "usr/share/gofer/plugins").mkdir(parents=True)
     shutil.copy(REPO / "etc/gofer/agent.conf", root / "etc/gofer/agent.conf")
-    shutil.copy(REPO / "plugins/demo.py", root / "usr/share/gofer/plugins/demo.py")
-    (root / "etc/gofer/plugins/demo.conf").write_text(
-        f"[main]\nenabled=1\nthreads={AGENT_THREADS}\n\n"
-        f"[messaging]\nurl={url.secret()}\n\n"
-        f"[model]\nqueue={queue}\nmanaged=2\n"
-    )
-    return root
+    token = uuid.uuid4().hex[:8]
+    queues = {}
+    for name, module in plugins:
+        queues[name] = f"bench.gofer.{name}.{token}"
+        shutil.copy(module, root / f"usr/share/gofer/plugins/{name}.py")
+        (root / f"etc/gofer/plugins/{name}.conf").write_text(
+            f"[main]\nenabled=1\nthreads={threads}\n\n"
+            f"[messaging]\nurl={url.secret()}\n\n"
+            f"[model]\nqueue={queues[name]}\nmanaged=2\n"
+        )
+    return root, queues
+
+
+def spawn_goferd(
+    root: Path, log: Path, command: list[str] | None = None, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """Start goferd from ``root`` (or ``command``), its output going to ``log``."""
+    environment = {**os.environ, "GOFER_ROOT": str(root), **(env or {})}
+    if env is None or "NOTIFY_SOCKET" not in env:
+        environment.pop("NOTIFY_SOCKET", None)  # we are its supervisor, not systemd
+    with log.open("wb") as output:
+        return subprocess.Popen(  # noqa: S603 - our own interpreter and goferd
+            command
+            or [str(Path(sys.executable).parent / "goferd"), "--foreground", "--log", "stderr"],
+            env=environment,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=output,
+            start_new_session=True,  # Ctrl-C reaches us; we stop goferd ourselves
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -552,8 +617,10 @@ class Goferd:
     """A goferd started by :func:`goferd`."""
 
     pid: int
-    queue: str
+    queue: str  # the first plugin's
     log: Path
+    root: Path
+    queues: dict[str, str]  # each plugin's, by name
 
     def reconnects(self) -> object:
         """A token that changes whenever goferd or this process re-opens a broker connection."""
@@ -563,34 +630,32 @@ class Goferd:
 
 
 @contextlib.contextmanager
-def goferd(url: Url, profile_to: Path | None = None) -> Iterator[Goferd]:
-    """A running goferd serving the demo plugin on a queue of its own.
+def goferd(
+    url: Url,
+    profile_to: Path | None = None,
+    *,
+    plugins: Sequence[tuple[str, Path]] = DEMO,
+    threads: int = AGENT_THREADS,
+) -> Iterator[Goferd]:
+    """A running goferd serving ``plugins`` (the demo plugin), each on a queue of its own.
 
-    goferd is stopped (SIGTERM, then SIGKILL) and its queue and our reply
+    goferd is stopped (SIGTERM, then SIGKILL) and its queues and our reply
     queues deleted on the way out, whatever happened. With ``profile_to``,
     goferd runs under cProfile and writes its stats there when it stops.
     """
-    queue = f"bench.rmi.gofer.{uuid.uuid4().hex[:8]}"
     with tempfile.TemporaryDirectory(prefix="gofer-bench-") as top:
-        root = _gofer_root(Path(top), url, queue)
+        root, queues = gofer_root(Path(top), url, plugins, threads)
         log = root / "goferd.log"
-        command = [str(Path(sys.executable).parent / "goferd"), "--foreground", "--log", "stderr"]
+        command = None
         if profile_to is not None:
             command = [sys.executable, __file__, "--goferd-profile", str(profile_to)]
-        with log.open("wb") as output:
-            process = subprocess.Popen(  # noqa: S603 - our own interpreter and goferd
-                command,
-                env={**os.environ, "GOFER_ROOT": str(root)},
-                stdin=subprocess.DEVNULL,
-                stdout=output,
-                stderr=output,
-                start_new_session=True,  # Ctrl-C reaches us; we stop goferd ourselves
-            )
+        process = spawn_goferd(root, log, command)
         try:
-            _wait_until_serving(process, root, url, queue, log)
-            yield Goferd(process.pid, queue, log)
+            _wait_until_serving(process, root, url, list(queues.values()), log)
+            first = next(iter(queues.values()))
+            yield Goferd(process.pid, first, log, root, queues)
         finally:
-            _stop(process)
+            stop_goferd(process)
             replies = [
                 name
                 for name in (
@@ -599,17 +664,16 @@ def goferd(url: Url, profile_to: Path | None = None) -> Iterator[Goferd]:
                 if name
             ]  # private, but cleaner than leaving them for the broker to expire
             transport.close_all()
-            _delete_queues(url, [queue, *replies])
+            _delete_queues(url, [*queues.values(), *replies])
 
 
 def _wait_until_serving(
-    process: subprocess.Popen[bytes], root: Path, url: Url, queue: str, log: Path
+    process: subprocess.Popen[bytes], root: Path, url: Url, queues: list[str], log: Path
 ) -> None:
-    """Until the management socket answers ``show`` and a call comes back."""
+    """Until the management socket answers ``show`` and every queue answers a call."""
     deadline = time.monotonic() + START_TIMEOUT
     client = ManagementClient(root / "run/gofer/goferd.sock", timeout=2)
-    agent = Agent(url.secret(), queue, wait=5)
-    steps = iter(["show", "call"])
+    steps = iter(["show", *queues])
     step = next(steps)
     while True:
         if process.poll() is not None:
@@ -618,10 +682,11 @@ def _wait_until_serving(
             if step == "show":
                 client.call("show")
             else:
-                GoferCaller(agent).call()
-                return
+                Agent(url.secret(), step, wait=5).Admin().hello()
             step = next(steps)
             continue
+        except StopIteration:
+            return
         except (GoferError, OSError):
             if time.monotonic() > deadline:
                 raise RuntimeError(
@@ -630,7 +695,8 @@ def _wait_until_serving(
         time.sleep(0.2)
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
+def stop_goferd(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL after STOP_TIMEOUT seconds; waits for the process."""
     if process.poll() is not None:
         return
     process.send_signal(signal.SIGTERM)
