@@ -269,13 +269,27 @@ class Journal:
         Raises:
             JournalError: not an :class:`Entry`, the journal is closed, or the disk failed.
         """
-        if not isinstance(entry, Entry):
-            raise JournalError(f"not a journal entry: {_shown(entry)}")
-        put = _Op(PUT, entry, _encode_put(entry))
-        if started:
-            self._commit(put, _Op(START, entry.sn, _encode_mark(START, entry.sn)))
-        else:
-            self._commit(put)
+        self.write_many([(entry, started)])
+
+    def write_many(self, entries: list[tuple[Entry, bool]]) -> None:
+        """Journal several requests in one commit; returns once all are durable.
+
+        Args:
+            entries: each request, and whether to mark it started (as
+                :meth:`write`'s ``started``).
+
+        Raises:
+            JournalError: not :class:`Entry` objects, the journal is closed, or the disk failed.
+        """
+        ops: list[_Op] = []
+        for entry, started in entries:
+            if not isinstance(entry, Entry):
+                raise JournalError(f"not a journal entry: {_shown(entry)}")
+            ops.append(_Op(PUT, entry, _encode_put(entry)))
+            if started:
+                ops.append(_Op(START, entry.sn, _encode_mark(START, entry.sn)))
+        if ops:
+            self._commit(*ops)
 
     def finish(self, sn: str, *, wait: bool = True) -> None:
         """Forget a request that has its final reply; returns once that is durable.

@@ -221,8 +221,19 @@ class PluginRunner:
                     reader = self._checked(reader)
                 continue
             last_check = time.monotonic()
-            self._take(reader, delivery)
+            self._take(reader, [delivery, *self._more(reader)])
         self._closed(reader)
+
+    def _more(self, reader: Reader) -> list[Delivery]:
+        """Deliveries already here, one free slot each: journaled with the first in one commit."""
+        more: list[Delivery] = []
+        while len(more) < self.threads + self.backlog and self._slots.acquire(blocking=False):
+            delivery = reader.get(timeout=0)
+            if delivery is None:
+                self._slots.release()
+                break
+            more.append(delivery)
+        return more
 
     def _checked(self, reader: Reader | None) -> Reader | None:
         """Drop the reader if its queue vanished without the broker saying so."""
@@ -244,28 +255,45 @@ class PluginRunner:
             except GoferError as exc:
                 log.debug("closing reader: %s", exc)
 
-    def _take(self, reader: Reader, delivery: Delivery) -> None:
-        """Check, journal and acknowledge one message; hand its request to a worker."""
+    def _take(self, reader: Reader, deliveries: list[Delivery]) -> None:
+        """Check, journal and acknowledge messages (each holds a slot); hand their requests on.
+
+        The requests of one batch are journaled in one commit: a backlog costs
+        one fsync per batch, not per request.
+        """
         received = time.time()
-        request = self._receive(delivery)
-        if request is not None and (
-            self.journal.is_finished(request.sn) or request.sn in self.journal
-        ):
-            log.info("request %s already taken; duplicate delivery dropped", request.sn)
-            request = None
-        if request is None:
-            reader.ack(delivery)
-            self._slots.release()
+        taken: list[tuple[Delivery, Request]] = []
+        seen: set[str] = set()
+        for delivery in deliveries:
+            request = self._receive(delivery)
+            if request is not None and (
+                request.sn in seen
+                or self.journal.is_finished(request.sn)
+                or request.sn in self.journal
+            ):
+                log.info("request %s already taken; duplicate delivery dropped", request.sn)
+                request = None
+            if request is None:
+                reader.ack(delivery)
+                self._slots.release()
+                continue
+            seen.add(request.sn)
+            taken.append((delivery, request))
+        if not taken:
             return
-        # A request that can start at once is journaled as started in the
+        # Requests that can start at once are journaled as started in the
         # same commit (one fsync instead of two per request).
         with self._lock:
-            at_once = self.latency <= 0 and len(self._running) < self.threads
-        entry = Entry(request.sn, self.name, delivery.body, received)
-        self.journal.write(entry, started=at_once)
-        reader.ack(delivery)
-        self.replier.accepted(request)
-        self.submit(request, received, slot_taken=True, started=at_once)
+            free = self.threads - len(self._running) if self.latency <= 0 else 0
+        writes = [
+            (Entry(request.sn, self.name, delivery.body, received), n < free)
+            for n, (delivery, request) in enumerate(taken)
+        ]
+        self.journal.write_many(writes)
+        for (delivery, request), (_, at_once) in zip(taken, writes, strict=True):
+            reader.ack(delivery)
+            self.replier.accepted(request)
+            self.submit(request, received, slot_taken=True, started=at_once)
 
     def _receive(self, delivery: Delivery) -> Request | None:
         try:
@@ -353,8 +381,15 @@ class PluginRunner:
                 self.dispatcher,
                 self.replier,
                 lambda: self._cancelled(request.sn),
-                keep=lambda result: self.journal.record_result(
-                    request.sn, json.dumps(result).encode()
+                # A result nobody is answered with need not be kept.
+                keep=(
+                    (
+                        lambda result: self.journal.record_result(
+                            request.sn, json.dumps(result).encode()
+                        )
+                    )
+                    if request.replyto
+                    else None
                 ),
             )
         # Need not wait: until it is durable a replay resends the kept result.

@@ -510,3 +510,25 @@ def test_a_finish_nobody_waits_for_is_committed_all_the_same(
         time.sleep(0.01)
     assert fsyncs() == 1
     assert journal.pending() == []
+
+
+def test_a_batch_of_requests_is_one_commit(
+    opened: Callable[..., Journal], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    journal = opened()
+    batch = [entry() for _ in range(5)]
+    fsyncs = count_fsyncs(monkeypatch)
+
+    journal.write_many([(each, n < 2) for n, each in enumerate(batch)])
+
+    assert fsyncs() == 1
+    journal = reopen(journal, opened)
+    assert journal.pending() == batch
+    assert [journal.is_started(each.sn) for each in batch] == [True, True, False, False, False]
+
+
+def test_a_batch_with_a_stranger_writes_nothing(opened: Callable[..., Journal]) -> None:
+    journal = opened()
+    with pytest.raises(JournalError, match="not a journal entry"):
+        journal.write_many([(entry(), False), ("not an entry", False)])  # type: ignore[list-item]
+    assert journal.pending() == []
