@@ -45,7 +45,7 @@ from gofer.proxy import Agent
 BENCH = (("bench", Path(__file__).resolve().parent / "benchplugin.py"),)
 #: Fire-and-forget requests sent, and the threads (sharing one Agent) sending them.
 FIRE_REQUESTS = 5000
-FIRE_SENDERS = 4
+FIRE_SENDERS = 16
 #: Caller threads of the memory and descriptor runs (sharing one Agent).
 LOAD_CALLERS = 16
 #: Plugins of the second connection count.
