@@ -593,11 +593,25 @@ def gofer_root(
     return root, queues
 
 
+def sysconfig() -> dict[str, str]:
+    """The ``KEY=value`` settings of the repository's ``etc/sysconfig/goferd``."""
+    settings = {}
+    for line in (REPO / "etc/sysconfig/goferd").read_text().splitlines():
+        key, sep, value = line.strip().partition("=")
+        if sep and key and not key.startswith("#"):
+            settings[key] = value.strip('"')
+    return settings
+
+
 def spawn_goferd(
     root: Path, log: Path, command: list[str] | None = None, env: dict[str, str] | None = None
 ) -> subprocess.Popen[bytes]:
-    """Start goferd from ``root`` (or ``command``), its output going to ``log``."""
-    environment = {**os.environ, "GOFER_ROOT": str(root), **(env or {})}
+    """Start goferd from ``root`` (or ``command``), its output going to ``log``.
+
+    Its environment has the shipped ``/etc/sysconfig/goferd`` settings, as
+    systemd would give them (``EnvironmentFile=``).
+    """
+    environment = {**os.environ, **sysconfig(), "GOFER_ROOT": str(root), **(env or {})}
     if env is None or "NOTIFY_SOCKET" not in env:
         environment.pop("NOTIFY_SOCKET", None)  # we are its supervisor, not systemd
     with log.open("wb") as output:
