@@ -84,6 +84,8 @@ class ProtonConnection:
         self._lost: ConnectionLostError | None = None
         self._readers: weakref.WeakSet[ProtonReader] = weakref.WeakSet()
         self._exists: dict[str, float] = {}
+        #: Checks under way, by queue: concurrent senders share one.
+        self._checking: dict[str, Future[None]] = {}
         # Owned by the I/O thread:
         self._senders: collections.OrderedDict[str, SenderLink] = collections.OrderedDict()
         self._manager: ManagementClient | None = None
@@ -285,10 +287,27 @@ class ProtonConnection:
         return sender
 
     def _existence_check(self, queue: str) -> Future[None] | None:
-        """Start checking that ``queue`` exists, unless it was seen a moment ago."""
-        seen = self._exists.get(queue)
-        if seen is not None and time.monotonic() - seen < _EXISTS_FRESH:
-            return None
+        """Start checking that ``queue`` exists, unless it was seen a moment ago.
+
+        Senders to the same queue share a check under way. Each check is a
+        session of its own, begun and ended; RabbitMQ's plugin can still be
+        answering the end of one when proton begins the next on the same
+        channel, and then its late detach ends the connection ("no such
+        handle: 0"). Sharing keeps that churn to one check per queue and
+        ``_EXISTS_FRESH``.
+        """
+        with self._lock:
+            seen = self._exists.get(queue)
+            if seen is not None and time.monotonic() - seen < _EXISTS_FRESH:
+                return None
+            running = self._checking.get(queue)
+            if running is not None and not running.done():
+                return running
+            check = self._start_check(queue)
+            self._checking[queue] = check
+            return check
+
+    def _start_check(self, queue: str) -> Future[None]:
         link = ReceiverLink(self.dialect.source(queue), f"queue {queue!r}", credit=0)
 
         def start(future: Future[None]) -> None:
@@ -308,11 +327,19 @@ class ProtonConnection:
         except AccessDeniedError:
             pass  # exclusive to another connection: it exists
         except NotFoundError:
-            self._exists.pop(queue, None)
+            with self._lock:
+                self._exists.pop(queue, None)
+                self._forget_check(queue, check)
             raise NotFoundError(
                 f"no queue {queue!r}: {self.dialect.product} dropped the message"
             ) from None
-        self._exists[queue] = time.monotonic()
+        with self._lock:
+            self._exists[queue] = time.monotonic()
+            self._forget_check(queue, check)
+
+    def _forget_check(self, queue: str, check: Future[None]) -> None:
+        if self._checking.get(queue) is check:
+            del self._checking[queue]
 
     # -- the I/O thread's side -------------------------------------------------
 
