@@ -30,6 +30,7 @@ from gofer.messaging.connection import Connection
 from gofer.proxy import Agent
 from gofer.rmi.async_ import ReplyConsumer
 from tests.e2e.conftest import REPO, Goferd
+from tests.e2e.scenarios import cancel_while_running
 
 GOFER = [sys.executable, str(REPO / "bin/gofer")]
 
@@ -129,34 +130,14 @@ def test_gofer_mgt_show(shared_goferd: Goferd) -> None:
 
 
 def test_cancel_running_direct_request(shared_goferd: Goferd) -> None:
-    agent = Agent(shared_goferd.url, shared_goferd.queue, trigger=1)
-    trigger = agent.Cow().chew(20)
-    admin = Agent(shared_goferd.url, shared_goferd.queue).Admin()
-    started = time.monotonic()
-    outcome: queue.Queue = queue.Queue()
-    threading.Thread(target=lambda: outcome.put(trigger()), daemon=True).start()
-    time.sleep(0.5)
-    assert admin.cancel(sn=trigger.sn) == [trigger.sn]
-    assert outcome.get(timeout=10) == "stopped chewing"
-    assert time.monotonic() - started < 10
+    cancelled = cancel_while_running(shared_goferd, "chew", 20, after=0.5)
+    assert cancelled.answer == [cancelled.sn]
+    assert cancelled.outcome == "stopped chewing"
+    assert cancelled.seconds < 10
 
 
 def test_cancel_running_fork_request_kills_the_child(shared_goferd: Goferd) -> None:
-    agent = Agent(shared_goferd.url, shared_goferd.queue, trigger=1)
-    trigger = agent.Cow().sleep_in_child(30)
-    admin = Agent(shared_goferd.url, shared_goferd.queue).Admin()
-    outcome: queue.Queue = queue.Queue()
-
-    def call() -> None:
-        try:
-            outcome.put(trigger())
-        except RemoteError as exc:
-            outcome.put(exc)
-
-    threading.Thread(target=call, daemon=True).start()
-    time.sleep(0.7)
-    admin.cancel(sn=trigger.sn)
-    error = outcome.get(timeout=15)
+    error = cancel_while_running(shared_goferd, "sleep_in_child", 30, after=0.7).outcome
     assert isinstance(error, RemoteError)
     assert error.xclass == "CancelledError"
 

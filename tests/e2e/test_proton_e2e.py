@@ -12,7 +12,6 @@ import os
 import queue
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -37,6 +36,7 @@ from gofer.rmi import transport
 from gofer.rmi.async_ import ReplyConsumer
 from tests import brokers
 from tests.e2e.conftest import REPO, Goferd
+from tests.e2e.scenarios import cancel_while_running
 
 BROKERS = ("rabbitmq", "brokerj")
 
@@ -136,31 +136,14 @@ def test_asynchronous_replies(proton_goferd: Goferd) -> None:
 
 
 def test_cancel_a_running_request(proton_goferd: Goferd) -> None:
-    trigger = Agent(proton_goferd.url, proton_goferd.queue, trigger=1).Cow().chew(20)
-    admin = Agent(proton_goferd.url, proton_goferd.queue).Admin()
-    outcome: queue.Queue = queue.Queue()
-    started = time.monotonic()
-    threading.Thread(target=lambda: outcome.put(trigger()), daemon=True).start()
-    time.sleep(0.5)
-    assert admin.cancel(sn=trigger.sn) == [trigger.sn]
-    assert outcome.get(timeout=10) == "stopped chewing"
-    assert time.monotonic() - started < 10
+    cancelled = cancel_while_running(proton_goferd, "chew", 20, after=0.5)
+    assert cancelled.answer == [cancelled.sn]
+    assert cancelled.outcome == "stopped chewing"
+    assert cancelled.seconds < 10
 
 
 def test_cancel_a_forked_request_kills_the_child(proton_goferd: Goferd) -> None:
-    trigger = Agent(proton_goferd.url, proton_goferd.queue, trigger=1).Cow().sleep_in_child(30)
-    outcome: queue.Queue = queue.Queue()
-
-    def call() -> None:
-        try:
-            outcome.put(trigger())
-        except RemoteError as exc:
-            outcome.put(exc)
-
-    threading.Thread(target=call, daemon=True).start()
-    time.sleep(0.7)
-    Agent(proton_goferd.url, proton_goferd.queue).Admin().cancel(sn=trigger.sn)
-    error = outcome.get(timeout=15)
+    error = cancel_while_running(proton_goferd, "sleep_in_child", 30, after=0.7).outcome
     assert isinstance(error, RemoteError)
     assert error.xclass == "CancelledError"
 

@@ -15,7 +15,6 @@ import queue
 import socket
 import statistics
 import subprocess
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -37,6 +36,7 @@ from gofer.proxy import Agent
 from gofer.rmi.async_ import ReplyConsumer
 from tests import brokers
 from tests.e2e.conftest import Goferd
+from tests.e2e.scenarios import cancel_while_running
 from tests.unit.qpid.certs import make_certs
 
 
@@ -110,15 +110,10 @@ def test_async_replies_and_progress(shared_goferd: Goferd) -> None:
 
 
 def test_cancel_a_running_request(shared_goferd: Goferd) -> None:
-    trigger = Agent(shared_goferd.url, shared_goferd.queue, trigger=1).Cow().chew(20)
-    admin = Agent(shared_goferd.url, shared_goferd.queue).Admin()
-    outcome: queue.Queue[object] = queue.Queue()
-    started = time.monotonic()
-    threading.Thread(target=lambda: outcome.put(trigger()), daemon=True).start()
-    time.sleep(0.5)
-    assert admin.cancel(sn=trigger.sn) == [trigger.sn]
-    assert outcome.get(timeout=10) == "stopped chewing"
-    assert time.monotonic() - started < 10
+    cancelled = cancel_while_running(shared_goferd, "chew", 20, after=0.5)
+    assert cancelled.answer == [cancelled.sn]
+    assert cancelled.outcome == "stopped chewing"
+    assert cancelled.seconds < 10
 
 
 # -- the engine against Broker-J ----------------------------------------------------
