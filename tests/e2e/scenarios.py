@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import queue
 import threading
 import time
+import uuid
+from collections.abc import Iterator
 from typing import Any
 
 from gofer.errors import RemoteError
+from gofer.messaging.connection import Connection
+from gofer.messaging.url import Url
 from gofer.proxy import Agent
+from gofer.rmi.async_ import ReplyConsumer
 from tests.e2e.conftest import Goferd
 
 
@@ -41,3 +47,25 @@ def cancel_while_running(goferd: Goferd, method: str, *args: Any, after: float) 
     answer = admin.cancel(sn=trigger.sn)
     got = outcome.get(timeout=15)
     return Cancelled(trigger.sn, answer, got, time.monotonic() - started)
+
+
+@contextlib.contextmanager
+def reply_consumer(goferd: Goferd) -> Iterator[tuple[str, queue.Queue[tuple[str, str]]]]:
+    """A ``ReplyConsumer`` on a fresh queue: gives the queue's name and its (kind, sn) pairs.
+
+    The queue is deleted afterwards over AMQP 0-9-1 (RabbitMQ's 1.0 plugin cannot).
+    """
+    replies = f"gofer-e2e-replies-{uuid.uuid4()}"
+    seen: queue.Queue[tuple[str, str]] = queue.Queue()
+    consumer = ReplyConsumer(replies, url=goferd.url)
+    consumer.start(lambda reply: seen.put((reply.kind, reply.sn)))
+    try:
+        yield replies, seen
+    finally:
+        consumer.stop()
+        consumer.join(5)
+        cleanup = Connection(Url.parse(goferd.url).without_adapter())
+        try:
+            cleanup.delete_queue(replies)
+        finally:
+            cleanup.close()

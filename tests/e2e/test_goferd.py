@@ -30,7 +30,7 @@ from gofer.messaging.connection import Connection
 from gofer.proxy import Agent
 from gofer.rmi.async_ import ReplyConsumer
 from tests.e2e.conftest import REPO, Goferd
-from tests.e2e.scenarios import cancel_while_running
+from tests.e2e.scenarios import cancel_while_running, reply_consumer
 
 GOFER = [sys.executable, str(REPO / "bin/gofer")]
 
@@ -83,17 +83,10 @@ def test_progress_and_async_replies(shared_goferd: Goferd) -> None:
     agent = Agent(shared_goferd.url, shared_goferd.queue)
     assert agent.Cow(progress=reports.append).graze(3) == "grazed"
     assert [r["completed"] for r in reports][-3:] == [1, 2, 3]
-    replies = f"gofer-e2e-replies-{uuid.uuid4()}"
-    seen: queue.Queue = queue.Queue()
-    consumer = ReplyConsumer(replies, url=shared_goferd.url)
-    consumer.start(lambda reply: seen.put((reply.kind, reply.sn)))
-    try:
+    with reply_consumer(shared_goferd) as (replies, seen):
         sn = Agent(shared_goferd.url, shared_goferd.queue, reply=replies).Cow().moo()
         kinds = [seen.get(timeout=10) for _ in range(3)]
         assert kinds == [("accepted", sn), ("started", sn), ("succeeded", sn)]
-    finally:
-        consumer.stop()
-        consumer.join(5)
 
 
 def test_actions_run_at_their_interval(shared_goferd: Goferd) -> None:

@@ -9,7 +9,6 @@ plugin cannot delete them.
 from __future__ import annotations
 
 import os
-import queue
 import subprocess
 import sys
 import time
@@ -33,10 +32,9 @@ from gofer.messaging.connection import Connection
 from gofer.messaging.url import Url
 from gofer.proxy import Agent
 from gofer.rmi import transport
-from gofer.rmi.async_ import ReplyConsumer
 from tests import brokers
 from tests.e2e.conftest import REPO, Goferd
-from tests.e2e.scenarios import cancel_while_running
+from tests.e2e.scenarios import cancel_while_running, reply_consumer
 
 BROKERS = ("rabbitmq", "brokerj")
 
@@ -114,11 +112,7 @@ def test_progress_reports(proton_goferd: Goferd) -> None:
 
 
 def test_asynchronous_replies(proton_goferd: Goferd) -> None:
-    replies = f"gofer-e2e-proton-replies-{uuid.uuid4()}"
-    seen: queue.Queue = queue.Queue()
-    consumer = ReplyConsumer(replies, url=proton_goferd.url)
-    consumer.start(lambda reply: seen.put((reply.kind, reply.sn)))
-    try:
+    with reply_consumer(proton_goferd) as (replies, seen):
         agent = Agent(proton_goferd.url, proton_goferd.queue, reply=replies)
         sn = agent.Cow().moo()
         assert [seen.get(timeout=10) for _ in range(3)] == [
@@ -129,10 +123,6 @@ def test_asynchronous_replies(proton_goferd: Goferd) -> None:
         failing = agent.Cow().kick()
         kinds = [seen.get(timeout=10) for _ in range(3)]
         assert kinds[-1] == ("failed", failing)
-    finally:
-        consumer.stop()
-        consumer.join(5)
-        _delete_queues(proton_goferd.url, replies)
 
 
 def test_cancel_a_running_request(proton_goferd: Goferd) -> None:

@@ -33,10 +33,9 @@ from gofer.messaging.adapter.qpid.engine.message import Message
 from gofer.messaging.adapter.qpid.engine.session import Transfer
 from gofer.messaging.url import Url
 from gofer.proxy import Agent
-from gofer.rmi.async_ import ReplyConsumer
 from tests import brokers
 from tests.e2e.conftest import Goferd
-from tests.e2e.scenarios import cancel_while_running
+from tests.e2e.scenarios import cancel_while_running, reply_consumer
 from tests.unit.qpid.certs import make_certs
 
 
@@ -93,20 +92,10 @@ def test_async_replies_and_progress(shared_goferd: Goferd) -> None:
     agent = Agent(shared_goferd.url, shared_goferd.queue)
     assert agent.Cow(progress=reports.append).graze(3) == "grazed"
     assert [r["completed"] for r in reports][-3:] == [1, 2, 3]
-    replies = f"gofer-e2e-replies-{uuid.uuid4()}"
-    seen: queue.Queue[tuple[str, str]] = queue.Queue()
-    consumer = ReplyConsumer(replies, url=shared_goferd.url)
-    consumer.start(lambda reply: seen.put((reply.kind, reply.sn)))
-    try:
+    with reply_consumer(shared_goferd) as (replies, seen):
         sn = Agent(shared_goferd.url, shared_goferd.queue, reply=replies).Cow().moo()
         kinds = [seen.get(timeout=10) for _ in range(3)]
         assert kinds == [("accepted", sn), ("started", sn), ("succeeded", sn)]
-    finally:
-        consumer.stop()
-        consumer.join(5)
-        cleanup = adapter.connect(Broker.of(shared_goferd.url))
-        cleanup.delete_queue(replies)
-        cleanup.close()
 
 
 def test_cancel_a_running_request(shared_goferd: Goferd) -> None:
