@@ -318,13 +318,21 @@ def hostile_goferd(url: str, tmp_path_factory: pytest.TempPathFactory):  # type:
         assert files <= {"etc", "usr", "var", "run", "marks", "goferd.log"}
         reader = connection.reader(replies, prefetch=50)
         answered = 0
+        accepted, finished = set(), set()
         while (delivery := reader.get(timeout=1)) is not None:
             reply = json.loads(delivery.body)
-            assert reply.get("status") == "rejected" or "result" in reply
+            # Refused, or (drawn well-formed by chance, e.g. Cow.moo with sn "F")
+            # served: accepted, started, then its result.
+            assert reply.get("status") in ("rejected", "accepted", "started") or "result" in reply
+            if reply.get("status") == "accepted":
+                accepted.add(reply["sn"])
+            elif reply.get("status") != "started":
+                finished.add(reply["sn"])
             answered += 1
             reader.ack(delivery)
         reader.close()
         assert answered > 0
+        assert accepted <= finished, "accepted but never answered"
     finally:
         connection.delete_queue(replies)
         connection.close()
