@@ -45,9 +45,11 @@ no hand-over to another thread; callers that come meanwhile queue their
 records, and the first of them to find the log free commits them all in the
 next batch. One fsync thus serves every concurrent caller, and a lone caller
 pays one write and one fsync. Records nobody waits for (``finish(wait=False)``)
-are committed by a writer thread after up to ``commit_window`` seconds (50 ms),
-unless a waiting caller's batch takes them first, as it mostly does while
-requests keep coming: a finished request then costs no fsync of its own.
+are written to the log at once when nobody is committing (so they survive
+goferd being killed, though not the host crashing) and made durable by a
+writer thread after up to ``commit_window`` seconds (50 ms), unless a waiting
+caller's batch covers them first, as it mostly does while requests keep
+coming: a finished request then costs no fsync of its own.
 
 Files in the journal directory (mode 0700; files 0600):
 
@@ -238,6 +240,7 @@ class Journal:
         self._queued = threading.Condition(self._lock)
         self._durable = threading.Condition(self._lock)
         self._queue: list[_Op] = []
+        self._unsynced: list[_Op] = []  # written ahead of the queue, not yet fsynced
         self._enqueued = self._committed = 0
         self._closing = self._stopped = self._committing = False
         self._failure: BaseException | None = None
@@ -439,6 +442,7 @@ class Journal:
             ticket = self._enqueued
             if not wait:
                 if not self._committing:
+                    self._write_ahead()
                     self._queued.notify()
                 return
             while self._committed < ticket:
@@ -446,7 +450,7 @@ class Journal:
                     raise JournalError(f"{self!r} stopped before it could commit") from (
                         self._failure
                     )
-                if self._committing or not self._queue:
+                if self._committing or not (self._queue or self._unsynced):
                     self._durable.wait()
                     continue
                 try:
@@ -460,23 +464,56 @@ class Journal:
         if self._closing:
             raise JournalError(f"{self!r} is closed")
 
-    def _take_batch(self) -> tuple[list[_Op], int]:
-        """Everything queued, for the caller to commit (called with the lock held)."""
+    def _write_ahead(self) -> None:
+        """Write the queue to the log now, without fsync (called with the lock held, log free).
+
+        The bytes are then in the kernel: they survive goferd being killed,
+        not the host crashing, so a finish mark closes the window in which a
+        killed goferd would send a reply again. They become durable (and
+        visible to queries) with the next commit, as before.
+        """
         batch, self._queue = self._queue, []
         self._committing = True
-        return batch, self._enqueued
+        try:
+            self._lock.release()
+            try:
+                data = b"".join(op.record for op in batch)
+                _write_all(self._fd, data)
+            finally:
+                self._lock.acquire()
+            self._size += len(data)
+            self._unsynced.extend(batch)
+        except Exception as exc:
+            log.exception("journal %s cannot write; it stops taking requests", self.directory)
+            self._failure = exc
+            self._stopped = True
+            raise JournalError(f"{self!r} cannot write; restart to recover") from exc
+        finally:
+            self._committing = False
+            self._durable.notify_all()
 
-    def _lead(self, taken: tuple[list[_Op], int]) -> None:
+    def _take_batch(self) -> tuple[list[_Op], int, int]:
+        """Everything not durable, for the caller to commit (called with the lock held).
+
+        Returns the ops in log order, how many of them are already written,
+        and the ticket they bring the journal to.
+        """
+        written = len(self._unsynced)
+        batch, self._unsynced, self._queue = self._unsynced + self._queue, [], []
+        self._committing = True
+        return batch, written, self._enqueued
+
+    def _lead(self, taken: tuple[list[_Op], int, int]) -> None:
         """Commit a batch taken with the lock held; called with the lock held, syncs without it.
 
         A failure stops the journal for good: every waiter and later call
         gets :class:`JournalError`.
         """
-        batch, ticket = taken
+        batch, written, ticket = taken
         try:
             self._lock.release()
             try:
-                data = b"".join(op.record for op in batch)
+                data = b"".join(op.record for op in batch[written:])
                 _write_all(self._fd, data)
                 os.fsync(self._fd)
                 self._size += len(data)
@@ -505,13 +542,13 @@ class Journal:
         """The writer thread: commits what nobody waits for (and what is left at close)."""
         with self._lock:
             while not self._stopped:
-                if self._committing or not (self._queue or self._closing):
+                if self._committing or not (self._queue or self._unsynced or self._closing):
                     self._queued.wait()
                     continue
-                if not self._queue:
+                if not (self._queue or self._unsynced):
                     break  # closing, and nothing left
                 self._gather()
-                if self._committing or not self._queue:
+                if self._committing or not (self._queue or self._unsynced):
                     continue  # a waiter took them while we gathered
                 try:
                     self._lead(self._take_batch())

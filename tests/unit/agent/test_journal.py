@@ -5,7 +5,10 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import signal
 import stat
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -510,6 +513,53 @@ def test_a_finish_nobody_waits_for_is_committed_all_the_same(
         time.sleep(0.01)
     assert fsyncs() == 1
     assert journal.pending() == []
+
+
+KILLED_AFTER_A_FINISH = """
+import os, signal, sys
+from pathlib import Path
+from gofer.agent.journal import Entry, Journal
+journal = Journal(Path(sys.argv[1]), commit_window=600)
+journal.write(Entry(sn=sys.argv[2], plugin="demo", body=b"{}", received=1.0), started=True)
+journal.finish(sys.argv[2], wait=False)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_a_finish_nobody_waits_for_survives_goferd_being_killed(directory: Path) -> None:
+    # Killed long before the commit window ends: had the finish mark waited in
+    # memory, the restart would replay a request whose reply had gone out.
+    sn = str(uuid.uuid4())
+    child = subprocess.run(
+        [sys.executable, "-c", KILLED_AFTER_A_FINISH, str(directory), sn],
+        check=False,
+        capture_output=True,
+        timeout=60,
+    )
+    assert child.returncode == -signal.SIGKILL, child.stderr.decode()
+    with Journal(directory) as journal:
+        assert journal.is_finished(sn)
+        assert journal.pending() == []
+
+
+def test_writers_never_wait_out_the_window_behind_finishes_written_ahead(
+    opened: Callable[..., Journal],
+) -> None:
+    # A finish nobody waits for writes the whole queue ahead, waiters' records
+    # included; those waiters must still be committed at once, not after the
+    # writer thread's window (an hour here: the test's timeout would hit first).
+    journal = opened(commit_window=3600)
+
+    def cycles(_: object) -> None:
+        for _ in range(300):
+            each = entry()
+            journal.write(each, started=True)
+            journal.finish(each.sn, wait=False)
+
+    run_threads(cycles, range(6))
+    last = entry()
+    journal.write(last)
+    assert journal.pending() == [last]
 
 
 def test_a_batch_of_requests_is_one_commit(
