@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from importlib.metadata import entry_points
+from importlib import metadata
+from importlib.metadata import EntryPoint, entry_points
 
 import pytest
 
@@ -47,3 +48,31 @@ def test_broken_adapter_is_reported_and_others_still_load() -> None:
 def test_installed_entry_points_include_amqp() -> None:
     assert "amqp" in {point.name for point in entry_points(group=GROUP)}
     assert find("amqp") is amqp_adapter
+
+
+def test_an_installed_adapter_is_found_by_its_entry_point_name(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    points = [EntryPoint("pigeon", "gofer.messaging.adapter.amqp:adapter", GROUP)]
+    monkeypatch.setattr(metadata, "entry_points", lambda group: points if group == GROUP else [])
+    registry = Registry()
+    assert registry.find("pigeon") is amqp_adapter
+
+
+def test_a_builtin_name_never_scans_the_installed_distributions(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def scan(group: str) -> list[EntryPoint]:
+        raise AssertionError("scanned the entry points for a built-in adapter")
+
+    monkeypatch.setattr(metadata, "entry_points", scan)
+    assert Registry().find("rabbitmq") is amqp_adapter
+    assert Registry().find(None) is amqp_adapter
+
+
+def test_an_entry_point_cannot_take_a_builtin_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    points = [EntryPoint("amqp", "gofer.no_such_module:adapter", GROUP)]
+    monkeypatch.setattr(metadata, "entry_points", lambda group: points)
+    registry = Registry()
+    assert "amqp-0-9-1" in registry.names()
+    assert registry.find("amqp") is amqp_adapter
