@@ -8,7 +8,7 @@ import inspect
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import NamedTuple, TypeVar, cast
 
 from gofer.errors import ConnectionLostError
@@ -291,6 +291,17 @@ class Reader:
         """Acknowledge a delivery of this reader."""
         self._settle(delivery, lambda reader, inner: reader.ack(inner))
 
+    def ack_many(self, deliveries: Sequence[Delivery]) -> None:
+        """Acknowledge deliveries of this reader together (see ``contract.Reader.ack_many``)."""
+        by_reader: dict[int, tuple[contract.Reader, list[Delivery]]] = {}
+        for delivery in deliveries:
+            current = self._current_handle(delivery)
+            if current is not None:
+                reader, inner = current
+                by_reader.setdefault(id(reader), (reader, []))[1].append(inner)
+        for reader, inners in by_reader.values():
+            self._settled(functools.partial(reader.ack_many, inners))
+
     def reject(self, delivery: Delivery, requeue: bool = False) -> None:
         """Reject a delivery of this reader, requeueing it if asked."""
         self._settle(delivery, lambda reader, inner: reader.reject(inner, requeue))
@@ -298,6 +309,13 @@ class Reader:
     def _settle(
         self, delivery: Delivery, settle: Callable[[contract.Reader, Delivery], None]
     ) -> None:
+        current = self._current_handle(delivery)
+        if current is not None:
+            reader, inner = current
+            self._settled(lambda: settle(reader, inner))
+
+    def _current_handle(self, delivery: Delivery) -> tuple[contract.Reader, Delivery] | None:
+        """The adapter's reader and delivery behind ``delivery``; None (logged) if reconnected."""
         if not isinstance(delivery.tag, _Handle):
             raise TypeError(f"not a delivery of the reader of {self.queue!r}")
         generation, reader, inner = delivery.tag
@@ -305,9 +323,12 @@ class Reader:
             log.warning(
                 "message of %r arrived before a reconnect; the broker redelivers it", self.queue
             )
-            return
+            return None
+        return reader, inner
+
+    def _settled(self, settle: Callable[[], None]) -> None:
         try:
-            settle(reader, inner)
+            settle()
         except ConnectionLostError as exc:
             log.warning(
                 "cannot settle message of %r: %s; the broker redelivers it", self.queue, exc

@@ -165,6 +165,33 @@ def test_prefetch_bounds_unacknowledged_messages(connection: Connection, queue: 
     other.close()
 
 
+def test_ack_many_settles_exactly_the_deliveries_given(connection: Connection, queue: str) -> None:
+    for n in range(6):
+        connection.send(queue, str(n).encode())
+    reader = connection.reader(queue, prefetch=3)
+    first = [reader.get(timeout=5) for _ in range(3)]
+    assert all(first)
+    # Settling a batch gives its credit back: the broker sends the rest.
+    reader.ack_many([d for d in first if d is not None])
+    second = [reader.get(timeout=5) for _ in range(3)]
+    assert [d.body for d in second if d is not None] == [b"3", b"4", b"5"]
+    # Not every unsettled delivery up to the last: "3" stays unsettled.
+    reader.ack_many([d for d in second[1:] if d is not None])
+    reader.close()
+    assert _drain(connection, queue, timeout=3) == [b"3"]
+
+
+def test_ack_many_of_nothing_does_nothing(connection: Connection, queue: str) -> None:
+    connection.send(queue, b"kept")
+    reader = connection.reader(queue)
+    reader.ack_many([])
+    delivery = reader.get(timeout=5)
+    assert delivery is not None
+    reader.ack_many([delivery])
+    reader.close()
+    assert _drain(connection, queue) == []
+
+
 def test_large_message(connection: Connection, queue: str) -> None:
     body = bytes(range(256)) * (8 * 1024 * 1024 // 256)
     connection.send(queue, body)

@@ -30,6 +30,7 @@ this with back-off). Each adapter documents its threading rule.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
 from gofer.messaging.adapter.model import Broker, Delivery, Exchange, Queue
@@ -49,6 +50,14 @@ class Reader(Protocol):
 
     def ack(self, delivery: Delivery) -> None:
         """Acknowledge: the broker forgets the message."""
+
+    def ack_many(self, deliveries: Sequence[Delivery]) -> None:
+        """Acknowledge several deliveries, in as few frames as the protocol allows.
+
+        The same as :meth:`ack` on each, in one hand-off to the driver: AMQP
+        0-9-1 needs one ``basic.ack`` when they are every unsettled delivery
+        up to the last, 0-10 one ``message.accept`` of their ranges.
+        """
 
     def reject(self, delivery: Delivery, requeue: bool = False) -> None:
         """Reject: the broker drops (or dead-letters) the message, or requeues it."""

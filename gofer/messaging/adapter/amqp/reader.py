@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import queue as queues
+import threading
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from gofer.errors import MessagingError, NotFoundError
@@ -41,11 +43,18 @@ class AmqpReader:
         self._channel: _Channel | None = None
         self._failure: MessagingError | None = None
         self._closed = False
+        # Delivery tags handed out by get() and not settled, of the current
+        # channel: ack_many() acks with one multiple basic.ack when its
+        # deliveries are all of them up to its last.
+        self._unsettled: set[int] = set()
+        self._unsettled_lock = threading.Lock()
         self._subscribe()
 
     def _subscribe(self) -> None:
         self._buffer = queues.SimpleQueue()
         self._failure = None
+        with self._unsettled_lock:
+            self._unsettled = set()
         with self._connection.using(self._connection.new_channel) as channel:
             channel.on_failure = self.wake
             channel.basic_qos(0, self.prefetch, False)
@@ -71,9 +80,13 @@ class AmqpReader:
         if isinstance(body, str):
             body = body.encode(getattr(item, "content_encoding", None) or "utf-8")
         info = item.delivery_info
+        tag = info["delivery_tag"]
+        if item.channel is self._channel:
+            with self._unsettled_lock:
+                self._unsettled.add(tag)
         return Delivery(
             body=bytes(body),
-            tag=_Tag(item.channel, info["delivery_tag"]),
+            tag=_Tag(item.channel, tag),
             redelivered=bool(info.get("redelivered")),
         )
 
@@ -93,10 +106,41 @@ class AmqpReader:
     def ack(self, delivery: Delivery) -> None:
         self._settle(delivery, "ack")
 
+    def ack_many(self, deliveries: Sequence[Delivery]) -> None:
+        current = [tag for tag in (self._current(d, "ack") for d in deliveries) if tag]
+        if not current:
+            return
+        channel = current[0].channel
+        tags = {tag.delivery_tag for tag in current}
+        last = max(tags)
+        with self._unsettled_lock:
+            at_once = all(t in tags for t in self._unsettled if t <= last)
+            self._unsettled -= tags
+        with self._connection.using(lambda: channel):
+            if at_once:
+                channel.basic_ack(last, multiple=True)
+            else:
+                for tag in sorted(tags):
+                    channel.basic_ack(tag)
+
     def reject(self, delivery: Delivery, requeue: bool = False) -> None:
         self._settle(delivery, "reject", requeue)
 
     def _settle(self, delivery: Delivery, how: str, requeue: bool = False) -> None:
+        current = self._current(delivery, how)
+        if current is None:
+            return
+        channel, tag = current
+        with self._unsettled_lock:
+            self._unsettled.discard(tag)
+        with self._connection.using(lambda: channel):
+            if how == "ack":
+                channel.basic_ack(tag)
+            else:
+                channel.basic_reject(tag, requeue=requeue)
+
+    def _current(self, delivery: Delivery, how: str) -> _Tag | None:
+        """The tag of ``delivery`` if it came on the current, open channel; warns if not."""
         if not isinstance(delivery.tag, _Tag):
             raise MessagingError(f"not a delivery of the reader of {self.queue!r}")
         channel, tag = delivery.tag
@@ -108,12 +152,8 @@ class AmqpReader:
                 tag,
                 self.queue,
             )
-            return
-        with self._connection.using(lambda: channel):
-            if how == "ack":
-                channel.basic_ack(tag)
-            else:
-                channel.basic_reject(tag, requeue=requeue)
+            return None
+        return delivery.tag
 
     def close(self) -> None:
         if self._closed:

@@ -6,6 +6,7 @@ import json
 import logging
 import queue as queues
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from proton import Delivery as EngineDelivery
@@ -130,21 +131,38 @@ class ProtonReader:
     def ack(self, delivery: Delivery) -> None:
         self._settle(delivery, _ACK)
 
+    def ack_many(self, deliveries: Sequence[Delivery]) -> None:
+        current = [tag for tag in (self._current(d) for d in deliveries) if tag]
+        if current:
+            link = current[0].link
+
+            def settle_all() -> None:
+                for received in current:
+                    link.settle(received.token, _ACK)
+
+            self._connection.call(settle_all)
+
     def reject(self, delivery: Delivery, requeue: bool = False) -> None:
         self._settle(delivery, _REQUEUE if requeue else _DROP)
 
     def _settle(self, delivery: Delivery, outcome: int) -> None:
+        current = self._current(delivery)
+        if current is not None:
+            link, token = current.link, current.token
+            self._connection.call(lambda: link.settle(token, outcome))
+
+    def _current(self, delivery: Delivery) -> _Received | None:
+        """The tag of ``delivery`` if it came on the current, working link; warns if not."""
         received = delivery.tag
         if not isinstance(received, _Received):
             raise MessagingError(f"not a delivery of the reader of {self.queue!r}")
-        link, token = received.link, received.token
-        if link is not self._link or link.failure is not None:
+        if received.link is not self._link or received.link.failure is not None:
             log.warning(
                 "cannot settle a message of %r: its link is gone; the broker redelivers it",
                 self.queue,
             )
-            return
-        self._connection.call(lambda: link.settle(token, outcome))
+            return None
+        return received
 
     def close(self) -> None:
         if self._closed:

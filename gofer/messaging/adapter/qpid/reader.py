@@ -7,6 +7,7 @@ import queue as queues
 import threading
 import time
 import uuid
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
 from gofer.errors import MessagingError
@@ -122,10 +123,21 @@ class QpidReader:
     def ack(self, delivery: Delivery) -> None:
         self._settle(delivery, "accept")
 
+    def ack_many(self, deliveries: Sequence[Delivery]) -> None:
+        current = [tag for tag in (self._current(d, "accept") for d in deliveries) if tag]
+        if current:
+            self._send_settle(current[0].session, [tag.transfer for tag in current], "accept")
+
     def reject(self, delivery: Delivery, requeue: bool = False) -> None:
         self._settle(delivery, "release" if requeue else "reject")
 
     def _settle(self, delivery: Delivery, how: str) -> None:
+        current = self._current(delivery, how)
+        if current is not None:
+            self._send_settle(current.session, [current.transfer], how)
+
+    def _current(self, delivery: Delivery, how: str) -> _Tag | None:
+        """The tag of ``delivery`` if it came on the current, open session; warns if not."""
         if not isinstance(delivery.tag, _Tag):
             raise MessagingError(f"not a delivery of the reader of {self.queue!r}")
         session, transfer = delivery.tag
@@ -137,10 +149,14 @@ class QpidReader:
                 transfer,
                 self.queue,
             )
-            return
+            return None
+        return delivery.tag
+
+    def _send_settle(self, session: Session, ids: list[int], how: str) -> None:
+        """Settle transfers of ``session`` in one command and give back their credit."""
         with self._lock:
-            self._unsettled.discard(transfer)
-        transfers = session.transfers([transfer])
+            self._unsettled.difference_update(ids)
+        transfers = session.transfers(ids)
         command: Command
         if how == "accept":
             command = spec010.MessageAccept(transfers=transfers)
@@ -151,10 +167,10 @@ class QpidReader:
                 transfers=transfers, code=spec010.MessageRejectCode.UNSPECIFIED, text="rejected"
             )
         try:
-            session.grant(self._destination, 1, command)
+            session.grant(self._destination, len(ids), command)
         except MessagingError as exc:
             self._connection.check()
-            log.warning("cannot %s message %s of %r: %s", how, transfer, self.queue, exc)
+            log.warning("cannot %s messages %s of %r: %s", how, ids, self.queue, exc)
 
     def close(self) -> None:
         if self._closed:
