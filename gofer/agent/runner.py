@@ -11,7 +11,9 @@ The life of a request::
 At most ``threads + backlog`` requests are held (journaled and accepted) at
 once: a slot is taken before a message is read and given back when its
 request ends, so beyond that bound back-pressure comes from the broker
-(prefetch = threads). The backlog lets callers learn early that their
+(prefetch = threads + backlog: the next batch is on its way while one is
+journaled). The requests of a batch share one fsync and one acknowledgement
+(``ack_many``). The backlog lets callers learn early that their
 request is accepted, and lets ``Admin.cancel(criteria=...)`` reach requests
 waiting for a worker; cancelling by serial number also works for requests
 still in the broker's queue (the mark waits in the journal). A request that will not run
@@ -64,7 +66,7 @@ class PluginRunner:
         connection: the (shared, reconnecting) broker connection.
         dispatcher: resolves and runs the plugin's requests.
         journal: where accepted requests are kept until answered.
-        threads: worker threads (and broker prefetch).
+        threads: worker threads (the backlog and the broker prefetch follow).
         latency: seconds a request waits before it starts (a cancel window).
         managed: 0 leaves the queue alone, 1 declares it, 2 also deletes it
             when the plugin is explicitly unloaded.
@@ -190,7 +192,11 @@ class PluginRunner:
             try:
                 if reader is None:
                     self._declare()
-                    reader = self.connection.reader(self.queue, prefetch=self.threads)
+                    # The broker may hold a backlog's worth ahead of the slots: a
+                    # burst then reaches the journal in batches of that size.
+                    reader = self.connection.reader(
+                        self.queue, prefetch=self.threads + self.backlog
+                    )
                     log.info("plugin %s: consuming %s", self.name, self.address)
                 delivery = reader.get(timeout=1.0)
             except NotFoundError as exc:
@@ -290,8 +296,8 @@ class PluginRunner:
             for n, (delivery, request) in enumerate(taken)
         ]
         self.journal.write_many(writes)
-        for (delivery, request), (_, at_once) in zip(taken, writes, strict=True):
-            reader.ack(delivery)
+        reader.ack_many([delivery for delivery, _ in taken])
+        for (_, request), (_, at_once) in zip(taken, writes, strict=True):
             self.replier.accepted(request)
             self.submit(request, received, slot_taken=True, started=at_once)
 
