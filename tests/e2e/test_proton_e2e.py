@@ -104,6 +104,36 @@ def test_synchronous_calls_and_exceptions(proton_goferd: Goferd) -> None:
     assert agent.Admin().echo({"x": [1, "é"]}) == {"x": [1, "é"]}
 
 
+def test_a_caller_over_amqp_1_0_and_goferd_over_0_9_1_on_rabbitmq(
+    shared_goferd: Goferd,
+) -> None:
+    # RabbitMQ hands goferd the caller's 1.0 bodies as encoded 1.0 sections,
+    # which the amqp adapter unwraps; goferd's 0-9-1 replies arrive intact.
+    agent = Agent(f"proton+{shared_goferd.url}", shared_goferd.queue, wait=15)
+    _mixed_calls(agent)
+
+
+def test_a_caller_over_0_9_1_and_goferd_over_amqp_1_0_on_rabbitmq(
+    url: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    goferd = Goferd(
+        tmp_path_factory.mktemp("goferd-mixed"), f"proton+{url}", f"gofer-e2e-{uuid.uuid4()}"
+    )
+    goferd.start()
+    try:
+        _mixed_calls(Agent(url, goferd.queue, wait=15))
+    finally:
+        goferd.stop()
+        _delete_queues(url, goferd.queue)
+
+
+def _mixed_calls(agent: Agent) -> None:
+    assert agent.Cow().moo() == "moo from daisy"
+    assert agent.Admin().echo({"x": [1, "é"], "pad": "y" * 70_000})["x"] == [1, "é"]
+    with pytest.raises(ValueError, match="daisy kicks"):
+        agent.Cow().kick()
+
+
 def test_progress_reports(proton_goferd: Goferd) -> None:
     reports: list[dict] = []
     agent = Agent(proton_goferd.url, proton_goferd.queue)

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from gofer.errors import MessagingError, NotFoundError
+from gofer.messaging.adapter.amqp.sections import unwrap
 from gofer.messaging.adapter.model import Delivery
 from gofer.messaging.adapter.waiting import WAKE, next_item
 
@@ -79,13 +80,14 @@ class AmqpReader:
         body = item.body
         if isinstance(body, str):
             body = body.encode(getattr(item, "content_encoding", None) or "utf-8")
+        body = unwrap(bytes(body))  # sent over AMQP 1.0 through RabbitMQ
         info = item.delivery_info
         tag = info["delivery_tag"]
         if item.channel is self._channel:
             with self._unsettled_lock:
                 self._unsettled.add(tag)
         return Delivery(
-            body=bytes(body),
+            body=body,
             tag=_Tag(item.channel, tag),
             redelivered=bool(info.get("redelivered")),
         )
