@@ -17,10 +17,17 @@ from typing import Any
 
 from gofer.agent import pam
 from gofer.agent.builtin import admin_catalog
-from gofer.agent.config import AgentConfig, Descriptor, load_descriptor, load_descriptors
+from gofer.agent.config import (
+    DESCRIPTOR_SUFFIXES,
+    AgentConfig,
+    Descriptor,
+    load_descriptor,
+    load_descriptors,
+)
 from gofer.agent.criteria import compile as compile_criteria
 from gofer.agent.journal import Journal
 from gofer.agent.management import ManagementError, ManagementServer
+from gofer.agent.monitor import Changes, DescriptorWatch
 from gofer.agent.paths import Paths
 from gofer.agent.plugin import Plugin, PluginContainer, PluginError
 from gofer.agent.runner import PluginRunner
@@ -55,8 +62,12 @@ class Goferd:
         self.runners: dict[str, PluginRunner] = {}
         self.connections: dict[Broker, Connection] = {}
         self.management: ManagementServer | None = None
+        self.watch: DescriptorWatch | None = None
         self._admin = admin_catalog(self)
         self._lock = threading.RLock()
+        # Loading, reloading and unloading plugins come from signals (main
+        # thread), management commands and the descriptor watch: one at a time.
+        self._plugins_lock = threading.RLock()
 
     # -- life ---------------------------------------------------------------
 
@@ -68,6 +79,11 @@ class Goferd:
         self._replay()
         self.scheduler.start()
         self._start_management()
+        if self.config.main.monitor:
+            self.watch = DescriptorWatch(
+                self.paths.descriptors, self._descriptors_changed, DESCRIPTOR_SUFFIXES
+            )
+            self.watch.start()
 
     def shutdown(self, drain_timeout: float | None = None) -> None:
         """Stop taking requests, let running ones end (within a bound), and close everything.
@@ -76,6 +92,8 @@ class Goferd:
         journal and run again at the next start: nothing accepted is lost.
         """
         timeout = self.config.main.drain_timeout if drain_timeout is None else drain_timeout
+        if self.watch is not None:
+            self.watch.stop()
         if self.management is not None:
             self.management.stop()
         runners = list(self.runners.values())
@@ -98,9 +116,41 @@ class Goferd:
     def reload(self) -> None:
         """Unload every plugin and load the descriptors again (SIGHUP)."""
         log.info("reloading plugins")
-        for name in [p.name for p in self.container.plugins()]:
-            self._unload(name, detach=False)
-        self._load_all()
+        with self._plugins_lock:
+            for name in [p.name for p in self.container.plugins()]:
+                self._unload(name, detach=False)
+            self._load_all()
+
+    def _descriptors_changed(self, changes: Changes) -> None:
+        """``[main] monitor=1``: load, reload or unload the plugins whose descriptors changed.
+
+        A removed descriptor unloads its plugin (its queue is kept, as by
+        SIGHUP). A changed one reloads it; one that no longer parses leaves
+        the plugin running as it was, and says why.
+        """
+        with self._plugins_lock:
+            loaded = {Path(p.descriptor.path).resolve(): p.name for p in self.container.plugins()}
+            for path in changes.removed:
+                name = loaded.get(path.resolve())
+                if name is not None:
+                    log.info("descriptor %s removed: unloading plugin %s", path, name)
+                    self._unload(name, detach=False)
+            for path in changes.changed + changes.added:
+                name = loaded.get(path.resolve())
+                try:
+                    descriptor = load_descriptor(path)
+                except ConfigError as exc:
+                    kept = f"; plugin {name} keeps running as it was" if name else ""
+                    log.error("plugin descriptor not loaded: %s%s", exc, kept)
+                    continue
+                if name is not None:
+                    log.info("descriptor %s changed: reloading plugin %s", path, name)
+                    self._unload(name, detach=False)
+                if descriptor.main.enabled:
+                    self._load(descriptor)
+                else:
+                    log.info("plugin %s disabled (%s)", descriptor.main.name, path)
+            self._rewire()
 
     # -- plugins ------------------------------------------------------------
 
@@ -277,6 +327,12 @@ class Goferd:
 
     def manage(self, command: str, args: dict[str, Any]) -> Any:
         """Handle one management command (``gofer mgt``)."""
+        if command in ("load", "reload", "unload"):
+            with self._plugins_lock:
+                return self._manage(command, args)
+        return self._manage(command, args)
+
+    def _manage(self, command: str, args: dict[str, Any]) -> Any:
         if command == "show":
             return self.show()
         if command == "load":

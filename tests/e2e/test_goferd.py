@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -178,6 +179,41 @@ def test_load_reload_unload_through_gofer_mgt(make_goferd) -> None:
     reloaded = gofer("mgt", "-r", "farm", root=goferd)
     assert reloaded.returncode == 0, reloaded.stderr
     assert agent.Cow().moo() == "moo from daisy"
+
+
+def test_monitor_follows_descriptors_added_changed_and_removed(make_goferd) -> None:
+    goferd = make_goferd(start=False)
+    conf = goferd.root / "etc/gofer/agent.conf"
+    conf.write_text(conf.read_text().replace("monitor=0", "monitor=1"))
+    goferd.start()
+    agent = Agent(goferd.url, goferd.queue, wait=10)
+    farm = goferd.root / "etc/gofer/plugins/farm.conf"
+    assert agent.Cow().config_value() == "hello from the farm"
+
+    def plugins() -> set[str]:
+        return {plugin["name"] for plugin in goferd.mgt("show")["plugins"]}
+
+    def soon(done: Callable[[], bool], what: str) -> None:
+        deadline = time.monotonic() + 20
+        while not done():
+            assert time.monotonic() < deadline, f"{what}:\n{goferd.log()[-3000:]}"
+            time.sleep(0.1)
+
+    farm.write_text(farm.read_text().replace("hello from the farm", "howdy"))
+    soon(lambda: "reloading plugin farm" in goferd.log(), "an edit did not reload")
+    assert agent.Cow().config_value() == "howdy"
+
+    (goferd.root / "etc/gofer/plugins/barn.conf").unlink()
+    soon(lambda: plugins() == {"farm"}, "a removed descriptor did not unload")
+    (goferd.root / "etc/gofer/plugins/broken.conf").write_text("[main\nenabled=1\n")
+    soon(lambda: "broken.conf" in goferd.log(), "a broken descriptor was not reported")
+
+    farm.write_text(farm.read_text().replace("enabled=1", "enabled=0"))
+    soon(lambda: plugins() == set(), "disabling did not unload")
+    assert (goferd.marks / "unloaded").exists()
+    farm.write_text(farm.read_text().replace("enabled=0", "enabled=1"))
+    soon(lambda: plugins() == {"farm"}, "enabling did not load")
+    assert agent.Cow().moo() == "moo from daisy"  # the queue was kept throughout
 
 
 # -- request life ---------------------------------------------------------------------
