@@ -25,7 +25,7 @@ from gofer.agent.config import (
     load_descriptors,
 )
 from gofer.agent.criteria import compile as compile_criteria
-from gofer.agent.journal import Journal
+from gofer.agent.journal import Entry, Journal
 from gofer.agent.management import ManagementError, ManagementServer
 from gofer.agent.monitor import Changes, DescriptorWatch
 from gofer.agent.paths import Paths
@@ -68,15 +68,25 @@ class Goferd:
         # Loading, reloading and unloading plugins come from signals (main
         # thread), management commands and the descriptor watch: one at a time.
         self._plugins_lock = threading.RLock()
+        # Runners unloaded with requests still running (past the drain
+        # timeout): those requests are theirs, not to be run again.
+        self._retired: list[PluginRunner] = []
+        # Requests an unloaded runner took but never ran: a later runner runs
+        # them, even where the journal marks them started.
+        self._unrun: set[str] = set()
+        self._started = False
 
     # -- life ---------------------------------------------------------------
 
     def start(self) -> None:
         """Load plugins, start consuming, replay the journal, start actions and management."""
         self.journal = Journal(self.paths.journal)
+        # Taken before any runner consumes: what they journal from now on is theirs.
+        left = self.journal.pending()
         self.container.activate()
         self._load_all()
-        self._replay()
+        self._replay(left)
+        self._started = True
         self.scheduler.start()
         self._start_management()
         if self.config.main.monitor:
@@ -182,14 +192,23 @@ class Goferd:
         if runner is not None:
             runner.stop_consuming()
             runner.drain(self.config.main.drain_timeout)
+            if runner.running():
+                self._retired.append(runner)
+            self._unrun.update(runner.unrun())
             if detach:
                 runner.detach()
         self.scheduler.remove_prefix(f"{name}.")
         self.container.unload(name)
 
     def _rewire(self) -> None:
-        """Give every runner a dispatcher for the current plugins; start missing runners."""
+        """Give every runner a dispatcher for the current plugins; start missing runners.
+
+        A runner started once goferd runs (a plugin loaded or reloaded) also
+        takes the requests its plugin left in the journal: those an earlier
+        runner had accepted but not started when it was unloaded.
+        """
         plugins = {plugin.name: plugin for plugin in self.container.plugins()}
+        resumed: list[Entry] = []
         with self._lock:
             for name in list(self.runners):
                 if name not in plugins:
@@ -207,7 +226,21 @@ class Goferd:
                     continue
                 if runner is not None:
                     self.runners[plugin.name] = runner
+                    if self._started:
+                        resumed += self._left_by(plugin.name)
                     runner.start()
+        if resumed:
+            self._replay(resumed)
+
+    def _left_by(self, plugin: str) -> list[Entry]:
+        """The plugin's journaled requests that no runner has (call before its runner starts)."""
+        assert self.journal is not None
+        self.journal.flush()  # finishes on their way: not to be taken as left
+        self._retired = [runner for runner in self._retired if runner.running()]
+        busy = {sn for runner in self._retired for sn in runner.running()}
+        pending = self.journal.pending()
+        self._unrun.intersection_update(e.sn for e in pending)
+        return [e for e in pending if e.plugin == plugin and e.sn not in busy]
 
     def _dispatcher(self, plugin: Plugin, plugins: dict[str, Plugin]) -> Dispatcher:
         """The plugin's own API, what it may forward to, and Admin (which nothing hides)."""
@@ -263,10 +296,9 @@ class Goferd:
 
     # -- requests -----------------------------------------------------------
 
-    def _replay(self) -> None:
-        """Run again what the journal holds: accepted requests not yet answered."""
+    def _replay(self, pending: list[Entry]) -> None:
+        """Run again journaled requests: accepted, not yet answered, held by no runner."""
         assert self.journal is not None
-        pending = self.journal.pending()
         if pending:
             log.info("replaying %d journaled request(s)", len(pending))
         for entry in pending:
@@ -286,7 +318,12 @@ class Goferd:
                 )
                 self.journal.finish(entry.sn)
                 continue
-            runner.submit(request, entry.received, replayed=True)
+            if entry.sn in self._unrun:
+                self._unrun.discard(entry.sn)
+                started = self.journal.is_started(entry.sn)
+                runner.submit(request, entry.received, started=started)
+            else:
+                runner.submit(request, entry.received, replayed=True)
 
     def cancel(self, sn: str | None, criteria: object) -> list[str]:
         """Cancel a request by serial number, or every pending one whose data matches."""

@@ -333,6 +333,14 @@ class Journal:
         """
         self._commit(_Op(START, check_sn(sn), _encode_mark(START, sn)))
 
+    def flush(self) -> None:
+        """Make every record made so far durable (and seen by queries); returns once it is.
+
+        Raises:
+            JournalError: the journal is closed, or the disk failed.
+        """
+        self._commit()
+
     def record_result(self, sn: str, result: bytes) -> None:
         """Keep a pending request's final result; returns once that is durable.
 

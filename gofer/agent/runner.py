@@ -105,6 +105,8 @@ class PluginRunner:
         self._stopping = threading.Event()
         self._consumer: threading.Thread | None = None
         self._running: set[str] = set()
+        # Taken (journaled, perhaps marked started) but never run: stopped first.
+        self._unrun: set[str] = set()
         self._unmanageable = False
         self._lock = threading.Lock()
 
@@ -130,8 +132,9 @@ class PluginRunner:
     def drain(self, timeout: float) -> bool:
         """Wait for taken requests to end; True if all did within ``timeout``.
 
-        Requests that have not ended stay in the journal and run again at
-        the next start.
+        Requests that have not ended stay in the journal: they run again at
+        the next start, and those never started (:meth:`unrun`) run on the
+        runner that takes the plugin over after a reload.
         """
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -220,6 +223,10 @@ class PluginRunner:
                 delay = min(delay * 2, REPAIR_DELAYS[1])
                 continue
             delay = REPAIR_DELAYS[0]
+            if delivery is not None and self._stopping.is_set():
+                # Not acknowledged: closing the reader gives it back to the broker.
+                self._slots.release()
+                break
             if delivery is None:
                 self._slots.release()
                 if time.monotonic() - last_check > QUEUE_CHECK_INTERVAL:
@@ -345,9 +352,18 @@ class PluginRunner:
         with self._lock:
             self._running.add(request.sn)
         try:
-            self._pool.submit(self._work, request, received, started, replayed)
+            future = self._pool.submit(self._work, request, received, started, replayed)
         except RuntimeError:  # the pool is shut down: the journal keeps it
             self._done(request.sn)
+            return
+        sn = request.sn
+        future.add_done_callback(lambda done: self._dropped(sn) if done.cancelled() else None)
+
+    def _dropped(self, sn: str) -> None:
+        """A queued request the pool dropped at :meth:`drain`'s end: never run, still journaled."""
+        with self._lock:
+            self._unrun.add(sn)
+        self._done(sn)
 
     def _done(self, sn: str) -> None:
         with self._lock:
@@ -366,7 +382,11 @@ class PluginRunner:
         if self.latency > 0 and not self._cancelled(request.sn):
             self._stopping.wait(self.latency)
         if self._stopping.is_set():
-            return  # shutting down: the journal keeps it for the next start
+            # Stopping: the journal keeps it for the next start, or for the
+            # runner that takes over the plugin after a reload (unrun()).
+            with self._lock:
+                self._unrun.add(request.sn)
+            return
         rejected = self._not_runnable(request, received)
         kept = self.journal.result(request.sn) if replayed else None
         if kept is not None:
@@ -418,6 +438,11 @@ class PluginRunner:
     def running(self) -> list[str]:
         with self._lock:
             return sorted(self._running)
+
+    def unrun(self) -> list[str]:
+        """Requests taken but never run because the runner stopped first (still journaled)."""
+        with self._lock:
+            return sorted(self._unrun)
 
     def describe(self) -> dict[str, Any]:
         return {"queue": str(self.address), "threads": self.threads, "running": self.running()}

@@ -181,6 +181,39 @@ def test_load_reload_unload_through_gofer_mgt(make_goferd) -> None:
     assert agent.Cow().moo() == "moo from daisy"
 
 
+def test_requests_taken_when_their_plugin_reloads_are_run_after_it(make_goferd) -> None:
+    # latency=2 holds each accepted request back before it starts: a reload
+    # then stops the runner under it. The runner that takes over must run
+    # it, not leave it in the journal until goferd restarts.
+    goferd = make_goferd(main={"latency": 2, "threads": 2})
+    replies = f"gofer-e2e-replies-{uuid.uuid4()}"
+    accepted: set[str] = set()
+    finals: queue.Queue = queue.Queue()
+    consumer = ReplyConsumer(replies, url=goferd.url)
+
+    def listen(reply) -> None:  # type: ignore[no-untyped-def]
+        if reply.kind == "accepted":
+            accepted.add(reply.sn)
+        elif reply.kind in ("succeeded", "failed", "rejected"):
+            finals.put((reply.sn, getattr(reply, "retval", reply.kind)))
+
+    consumer.start(listen)
+    try:
+        agent = Agent(goferd.url, goferd.queue, reply=replies)
+        sns = {agent.Cow().moo(times=n): n for n in (1, 2, 3)}
+        deadline = time.monotonic() + 10
+        while accepted != set(sns):
+            assert time.monotonic() < deadline, goferd.log()[-3000:]
+            time.sleep(0.02)
+        reloaded = gofer("mgt", "-r", "farm", root=goferd)
+        assert reloaded.returncode == 0, reloaded.stderr
+        answers = dict(finals.get(timeout=30) for _ in sns)
+        assert answers == {sn: " ".join(["moo"] * n) + " from daisy" for sn, n in sns.items()}
+    finally:
+        consumer.stop()
+        consumer.join(5)
+
+
 def test_monitor_follows_descriptors_added_changed_and_removed(make_goferd) -> None:
     goferd = make_goferd(start=False)
     conf = goferd.root / "etc/gofer/agent.conf"

@@ -562,6 +562,19 @@ def test_writers_never_wait_out_the_window_behind_finishes_written_ahead(
     assert journal.pending() == [last]
 
 
+def test_flush_makes_what_nobody_waited_for_durable_at_once(
+    opened: Callable[..., Journal],
+) -> None:
+    journal = opened(commit_window=3600)
+    kept = entry()
+    journal.write(kept)
+    journal.finish(kept.sn, wait=False)
+    assert not journal.is_finished(kept.sn)  # queries see only what is durable
+    journal.flush()
+    assert journal.is_finished(kept.sn)
+    assert journal.pending() == []
+
+
 def test_a_batch_of_requests_is_one_commit(
     opened: Callable[..., Journal], monkeypatch: pytest.MonkeyPatch
 ) -> None:
