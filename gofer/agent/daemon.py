@@ -208,7 +208,7 @@ class Goferd:
         runner had accepted but not started when it was unloaded.
         """
         plugins = {plugin.name: plugin for plugin in self.container.plugins()}
-        resumed: list[Entry] = []
+        started: list[PluginRunner] = []
         with self._lock:
             for name in list(self.runners):
                 if name not in plugins:
@@ -226,21 +226,25 @@ class Goferd:
                     continue
                 if runner is not None:
                     self.runners[plugin.name] = runner
-                    if self._started:
-                        resumed += self._left_by(plugin.name)
-                    runner.start()
-        if resumed:
-            self._replay(resumed)
+                    started.append(runner)
+            # Taken before the new runners consume: what they journal is theirs.
+            left = self._left_by({runner.name for runner in started}) if self._started else []
+            for runner in started:
+                runner.start()
+        if left:
+            self._replay(left)
 
-    def _left_by(self, plugin: str) -> list[Entry]:
-        """The plugin's journaled requests that no runner has (call before its runner starts)."""
+    def _left_by(self, plugins: set[str]) -> list[Entry]:
+        """The journaled requests of ``plugins`` that no runner holds."""
+        if not plugins:
+            return []
         assert self.journal is not None
         self.journal.flush()  # finishes on their way: not to be taken as left
         self._retired = [runner for runner in self._retired if runner.running()]
         busy = {sn for runner in self._retired for sn in runner.running()}
         pending = self.journal.pending()
         self._unrun.intersection_update(e.sn for e in pending)
-        return [e for e in pending if e.plugin == plugin and e.sn not in busy]
+        return [e for e in pending if e.plugin in plugins and e.sn not in busy]
 
     def _dispatcher(self, plugin: Plugin, plugins: dict[str, Plugin]) -> Dispatcher:
         """The plugin's own API, what it may forward to, and Admin (which nothing hides)."""

@@ -492,9 +492,7 @@ class Journal:
             self._size += len(data)
             self._unsynced.extend(batch)
         except Exception as exc:
-            log.exception("journal %s cannot write; it stops taking requests", self.directory)
-            self._failure = exc
-            self._stopped = True
+            self._fail(exc)
             raise JournalError(f"{self!r} cannot write; restart to recover") from exc
         finally:
             self._committing = False
@@ -537,14 +535,18 @@ class Journal:
                 finally:
                     self._lock.acquire()
         except Exception as exc:
-            log.exception("journal %s cannot write; it stops taking requests", self.directory)
-            self._failure = exc
-            self._stopped = True
+            self._fail(exc)
             raise
         finally:
             self._committing = False
             self._durable.notify_all()
             self._queued.notify()  # the writer: what is left is its, unless a waiter takes it
+
+    def _fail(self, exc: Exception) -> None:
+        """The disk failed: stop for good (called with the lock held)."""
+        log.exception("journal %s cannot write; it stops taking requests", self.directory)
+        self._failure = exc
+        self._stopped = True
 
     def _commit_loop(self) -> None:
         """The writer thread: commits what nobody waits for (and what is left at close)."""

@@ -27,6 +27,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -100,7 +101,9 @@ class PluginRunner:
         self.authenticator = authenticator
         self.replier = Replier(connection.send, authenticator)
         self.backlog = max(BACKLOG_MIN, self.threads)
-        self._slots = threading.BoundedSemaphore(self.threads + self.backlog)
+        #: Requests held at most: running, or accepted and waiting for a worker.
+        self.held = self.threads + self.backlog
+        self._slots = threading.BoundedSemaphore(self.held)
         self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix=f"gofer-{name}")
         self._stopping = threading.Event()
         self._consumer: threading.Thread | None = None
@@ -197,9 +200,7 @@ class PluginRunner:
                     self._declare()
                     # The broker may hold a backlog's worth ahead of the slots: a
                     # burst then reaches the journal in batches of that size.
-                    reader = self.connection.reader(
-                        self.queue, prefetch=self.threads + self.backlog
-                    )
+                    reader = self.connection.reader(self.queue, prefetch=self.held)
                     log.info("plugin %s: consuming %s", self.name, self.address)
                 delivery = reader.get(timeout=1.0)
             except NotFoundError as exc:
@@ -240,7 +241,7 @@ class PluginRunner:
     def _more(self, reader: Reader) -> list[Delivery]:
         """Deliveries already here, one free slot each: journaled with the first in one commit."""
         more: list[Delivery] = []
-        while len(more) < self.threads + self.backlog and self._slots.acquire(blocking=False):
+        while len(more) < self.held and self._slots.acquire(blocking=False):
             delivery = reader.get(timeout=0)
             if delivery is None:
                 self._slots.release()
@@ -407,19 +408,21 @@ class PluginRunner:
                 self.dispatcher,
                 self.replier,
                 lambda: self._cancelled(request.sn),
-                # A result nobody is answered with need not be kept.
-                keep=(
-                    (
-                        lambda result: self.journal.record_result(
-                            request.sn, json.dumps(result).encode()
-                        )
-                    )
-                    if request.replyto
-                    else None
-                ),
+                keep=self._keeper(request),
             )
         # Need not wait: until it is durable a replay resends the kept result.
         self.journal.finish(request.sn, wait=False)
+
+    def _keeper(self, request: Request) -> Callable[[dict[str, Any]], None] | None:
+        """What keeps a request's result in the journal before it is sent.
+
+        None for a request without a reply address: a result nobody is
+        answered with need not be kept.
+        """
+        if not request.replyto:
+            return None
+        sn = request.sn
+        return lambda result: self.journal.record_result(sn, json.dumps(result).encode())
 
     def _not_runnable(self, request: Request, received: float) -> RequestRejected | None:
         if self._cancelled(request.sn):

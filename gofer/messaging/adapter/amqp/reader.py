@@ -106,7 +106,7 @@ class AmqpReader:
         self._subscribe()
 
     def ack(self, delivery: Delivery) -> None:
-        self._settle(delivery, "ack")
+        self.ack_many([delivery])
 
     def ack_many(self, deliveries: Sequence[Delivery]) -> None:
         current = [tag for tag in (self._current(d, "ack") for d in deliveries) if tag]
@@ -126,20 +126,14 @@ class AmqpReader:
                     channel.basic_ack(tag)
 
     def reject(self, delivery: Delivery, requeue: bool = False) -> None:
-        self._settle(delivery, "reject", requeue)
-
-    def _settle(self, delivery: Delivery, how: str, requeue: bool = False) -> None:
-        current = self._current(delivery, how)
+        current = self._current(delivery, "reject")
         if current is None:
             return
         channel, tag = current
         with self._unsettled_lock:
             self._unsettled.discard(tag)
         with self._connection.using(lambda: channel):
-            if how == "ack":
-                channel.basic_ack(tag)
-            else:
-                channel.basic_reject(tag, requeue=requeue)
+            channel.basic_reject(tag, requeue=requeue)
 
     def _current(self, delivery: Delivery, how: str) -> _Tag | None:
         """The tag of ``delivery`` if it came on the current, open channel; warns if not."""

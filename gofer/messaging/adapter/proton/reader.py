@@ -129,27 +129,24 @@ class ProtonReader:
         self._attach()
 
     def ack(self, delivery: Delivery) -> None:
-        self._settle(delivery, _ACK)
+        self._settle([delivery], _ACK)
 
     def ack_many(self, deliveries: Sequence[Delivery]) -> None:
-        current = [tag for tag in (self._current(d) for d in deliveries) if tag]
-        if current:
-            link = current[0].link
-
-            def settle_all() -> None:
-                for received in current:
-                    link.settle(received.token, _ACK)
-
-            self._connection.call(settle_all)
+        self._settle(deliveries, _ACK)
 
     def reject(self, delivery: Delivery, requeue: bool = False) -> None:
-        self._settle(delivery, _REQUEUE if requeue else _DROP)
+        self._settle([delivery], _REQUEUE if requeue else _DROP)
 
-    def _settle(self, delivery: Delivery, outcome: int) -> None:
-        current = self._current(delivery)
-        if current is not None:
-            link, token = current.link, current.token
-            self._connection.call(lambda: link.settle(token, outcome))
+    def _settle(self, deliveries: Sequence[Delivery], outcome: int) -> None:
+        """Settle deliveries of the current link, in one hand-off to the I/O thread."""
+        current = [tag for tag in (self._current(d) for d in deliveries) if tag]
+
+        def settle_all() -> None:
+            for received in current:
+                received.link.settle(received.token, outcome)
+
+        if current:
+            self._connection.call(settle_all)
 
     def _current(self, delivery: Delivery) -> _Received | None:
         """The tag of ``delivery`` if it came on the current, working link; warns if not."""

@@ -121,20 +121,18 @@ class QpidReader:
         self._subscribe()
 
     def ack(self, delivery: Delivery) -> None:
-        self._settle(delivery, "accept")
+        self._settle([delivery], "accept")
 
     def ack_many(self, deliveries: Sequence[Delivery]) -> None:
-        current = [tag for tag in (self._current(d, "accept") for d in deliveries) if tag]
-        if current:
-            self._send_settle(current[0].session, [tag.transfer for tag in current], "accept")
+        self._settle(deliveries, "accept")
 
     def reject(self, delivery: Delivery, requeue: bool = False) -> None:
-        self._settle(delivery, "release" if requeue else "reject")
+        self._settle([delivery], "release" if requeue else "reject")
 
-    def _settle(self, delivery: Delivery, how: str) -> None:
-        current = self._current(delivery, how)
-        if current is not None:
-            self._send_settle(current.session, [current.transfer], how)
+    def _settle(self, deliveries: Sequence[Delivery], how: str) -> None:
+        current = [tag for tag in (self._current(d, how) for d in deliveries) if tag]
+        if current:
+            self._send_settle(current[0].session, [tag.transfer for tag in current], how)
 
     def _current(self, delivery: Delivery, how: str) -> _Tag | None:
         """The tag of ``delivery`` if it came on the current, open session; warns if not."""
