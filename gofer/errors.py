@@ -24,6 +24,7 @@
         ├── RequestRejectedError     the agent refused to run it (carries ``code``)
         ├── RemoteError              the remote method raised an exception we do not rebuild
         ├── RequestInterruptedError  goferd stopped while it ran; it was not run again
+        ├── ResultTooLargeError      the method's result was too large to send back
         ├── NotAuthorized            the shared secret (or PAM login) was wrong
         ├── NamespaceNotFound        no such class or plugin namespace on the agent
         └── MemberNotFound           no such remote method or function on the agent
@@ -208,6 +209,14 @@ class RequestInterruptedError(RmiError):
 
     A request that began to run may have done part of its work, so goferd
     does not repeat it after a restart; the caller decides whether to call again.
+    """
+
+
+class ResultTooLargeError(RmiError):
+    """The remote method returned a result larger than a reply may carry.
+
+    The method ran; its result was not sent (a broker refuses a message over
+    its size limit), so the caller gets this instead of waiting for nothing.
     """
 
 

@@ -37,6 +37,7 @@ _by_name: dict[str, type[BaseException]] = {
         errors.NamespaceNotFound,
         errors.MemberNotFound,
         errors.RequestInterruptedError,
+        errors.ResultTooLargeError,
     )
 }
 _lock = threading.Lock()

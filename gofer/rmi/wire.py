@@ -27,10 +27,15 @@ STATUSES = frozenset({ACCEPTED, REJECTED, STARTED, PROGRESS})
 VERSION_MISMATCH = "model.version"
 AUTHENTICATION = "security.authentication"
 AUTHORIZATION = "security.authorization"
+ROUTING = "security.routing"
 MALFORMED = "request.malformed"
 EXPIRED = "request.expired"
 CANCELLED = "request.cancelled"
 UNKNOWN_PLUGIN = "request.plugin"
+TOO_LARGE = "request.size"
+
+#: Largest message body gofer sends or journals (RabbitMQ's default ``max_message_size``).
+MAX_MESSAGE = 128 * 2**20
 
 #: Longest serial number accepted; real ones are 36-character uuid4 text.
 MAX_SN_LENGTH = 64
