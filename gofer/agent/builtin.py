@@ -1,4 +1,11 @@
-"""The built-in ``Admin`` class every plugin's queue answers: hello, echo, help and cancel."""
+"""The built-in ``Admin`` class every plugin's queue answers: hello, echo, help and cancel.
+
+Each plugin's queue has an ``Admin`` of its own, bound to that plugin: it
+describes and cancels only the requests of the queue it is called on, and a
+caller reaches it under that plugin's authenticator. A caller allowed to
+publish to one plugin's queue thus learns nothing of the others and cannot
+cancel their work.
+"""
 
 from __future__ import annotations
 
@@ -8,23 +15,26 @@ from typing import Any, Protocol
 from gofer import __version__
 from gofer.decorators import remote
 from gofer.rmi.catalog import Catalog, remote_class
+from gofer.rmi.context import Context, NoContextError
 
 #: The namespace of the built-in catalog (as the old gofer showed it).
 NAMESPACE = "__builtin__"
+#: The class name callers use.
+ADMIN = "Admin"
 
 
 class Agent(Protocol):
-    """What Admin needs from goferd."""
+    """What Admin needs from goferd: a view of one plugin's queue."""
 
     def catalogs(self) -> list[tuple[str, Catalog]]:
-        """Every plugin's name with its catalog."""
+        """The name and catalog of each plugin the queue serves."""
 
     def cancel(self, sn: str | None, criteria: object) -> list[str]:
-        """Cancel a request by serial number, or the pending ones matching criteria."""
+        """Cancel a request of the queue by serial number, or those matching criteria."""
 
 
 def admin_catalog(agent: Agent) -> Catalog:
-    """A catalog holding an ``Admin`` class bound to ``agent``."""
+    """A catalog holding an ``Admin`` class bound to ``agent`` (one plugin's queue)."""
 
     class Admin:
         """Built-in administration of the agent."""
@@ -45,9 +55,17 @@ def admin_catalog(agent: Agent) -> Catalog:
         def cancel(self, sn: str | None = None, criteria: Any = None) -> list[str]:
             if sn is None and criteria is None:
                 raise ValueError("cancel needs sn= or criteria=")
-            return agent.cancel(sn, criteria)
+            # Never this very call, which criteria such as {"neq": "x"} would match.
+            return [done for done in agent.cancel(sn, criteria) if done != _own_sn()]
 
-    return Catalog(NAMESPACE, {"Admin": remote_class(Admin)}, {}, [], [], [])
+    return Catalog(NAMESPACE, {ADMIN: remote_class(Admin)}, {}, [], [], [])
+
+
+def _own_sn() -> str | None:
+    try:
+        return Context.current().sn
+    except NoContextError:
+        return None
 
 
 def help_text(catalogs: list[tuple[str, Catalog]]) -> str:

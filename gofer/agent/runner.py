@@ -31,7 +31,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from gofer.agent.journal import Entry, Journal
+from gofer.agent.builtin import ADMIN
+from gofer.agent.journal import MAX_BODY, Entry, Journal, JournalError
 from gofer.errors import (
     GoferError,
     NotFoundError,
@@ -73,6 +74,9 @@ class PluginRunner:
             when the plugin is explicitly unloaded.
         expiration: seconds the queue lives on after the agent is gone.
         authenticator: checks requests and signs replies, when given.
+        on_fatal: called (with the reason) when the runner cannot go on
+            without losing requests: the journal failed (disk full, read-only).
+            goferd exits then, so that systemd restarts it.
     """
 
     def __init__(
@@ -88,6 +92,7 @@ class PluginRunner:
         managed: int = 2,
         expiration: float | None = None,
         authenticator: Authenticator | None = None,
+        on_fatal: Callable[[str], None] | None = None,
     ) -> None:
         self.name = name
         self.address = Address.parse(queue)
@@ -105,6 +110,9 @@ class PluginRunner:
         self.held = self.threads + self.backlog
         self._slots = threading.BoundedSemaphore(self.held)
         self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix=f"gofer-{name}")
+        # Admin calls (cancel above all) never wait behind the plugin's work.
+        self._admin_pool = ThreadPoolExecutor(1, thread_name_prefix=f"gofer-{name}-admin")
+        self._on_fatal = on_fatal
         self._stopping = threading.Event()
         self._consumer: threading.Thread | None = None
         self._running: set[str] = set()
@@ -112,6 +120,10 @@ class PluginRunner:
         self._unrun: set[str] = set()
         self._unmanageable = False
         self._lock = threading.Lock()
+        # The consumer thread's own: its reader, its back-off, when it last saw its queue.
+        self._reader: Reader | None = None
+        self._delay = REPAIR_DELAYS[0]
+        self._last_check = 0.0
 
     @property
     def queue(self) -> str:
@@ -146,6 +158,7 @@ class PluginRunner:
                     break
             time.sleep(0.05)
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self._admin_pool.shutdown(wait=False, cancel_futures=True)
         with self._lock:
             left = sorted(self._running)
         if left:
@@ -189,54 +202,86 @@ class PluginRunner:
             )
 
     def _consume(self) -> None:
-        reader: Reader | None = None
-        delay = REPAIR_DELAYS[0]
-        last_check = time.monotonic()
+        """The consumer thread: one :meth:`_turn` after another until stopped.
+
+        Nothing ends it but :meth:`stop_consuming` or a failed journal (then
+        goferd is told to exit): any other failure is logged, the messages not
+        yet acknowledged go back to the broker, and it goes on after a pause.
+        """
+        self._delay = REPAIR_DELAYS[0]
+        self._last_check = time.monotonic()
         while not self._stopping.is_set():
-            if not self._slots.acquire(timeout=0.5):
-                continue
             try:
-                if reader is None:
-                    self._declare()
-                    # The broker may hold a backlog's worth ahead of the slots: a
-                    # burst then reaches the journal in batches of that size.
-                    reader = self.connection.reader(self.queue, prefetch=self.held)
-                    log.info("plugin %s: consuming %s", self.name, self.address)
-                delivery = reader.get(timeout=1.0)
-            except NotFoundError as exc:
-                self._slots.release()
-                reader = self._closed(reader)
-                log.error(
-                    "plugin %s: queue %s missing (%s); repairing in %.0fs",
-                    self.name,
-                    self.queue,
-                    exc,
-                    delay,
-                )
-                self._stopping.wait(delay)
-                delay = min(delay * 2, REPAIR_DELAYS[1])
-                continue
-            except GoferError as exc:
-                self._slots.release()
-                reader = self._closed(reader)
-                log.error("plugin %s: %s; retrying in %.0fs", self.name, exc, delay)
-                self._stopping.wait(delay)
-                delay = min(delay * 2, REPAIR_DELAYS[1])
-                continue
-            delay = REPAIR_DELAYS[0]
-            if delivery is not None and self._stopping.is_set():
-                # Not acknowledged: closing the reader gives it back to the broker.
-                self._slots.release()
-                break
-            if delivery is None:
-                self._slots.release()
-                if time.monotonic() - last_check > QUEUE_CHECK_INTERVAL:
-                    last_check = time.monotonic()
-                    reader = self._checked(reader)
-                continue
-            last_check = time.monotonic()
-            self._take(reader, [delivery, *self._more(reader)])
-        self._closed(reader)
+                self._turn()
+            except JournalError as exc:
+                if self._journal_failed(exc):
+                    break
+                self._pause("consuming failed: %s", exc, exc_info=exc)
+            except Exception as exc:  # noqa: BLE001 - the consumer must outlive any one failure
+                self._pause("consuming failed: %s", exc, exc_info=exc)
+        self._close_reader()
+
+    def _turn(self) -> None:
+        """Wait for a free slot, read, and take what came."""
+        if not self._slots.acquire(timeout=0.5):
+            return
+        try:
+            if self._reader is None:
+                self._declare()
+                # The broker may hold a backlog's worth ahead of the slots: a
+                # burst then reaches the journal in batches of that size.
+                self._reader = self.connection.reader(self.queue, prefetch=self.held)
+                log.info("plugin %s: consuming %s", self.name, self.address)
+            reader = self._reader
+            delivery = reader.get(timeout=1.0)
+        except NotFoundError as exc:
+            self._slots.release()
+            self._pause("queue %s missing (%s)", self.queue, exc)
+            return
+        except GoferError as exc:
+            self._slots.release()
+            self._pause("%s", exc)
+            return
+        except BaseException:
+            self._slots.release()
+            raise
+        self._delay = REPAIR_DELAYS[0]
+        if delivery is None or self._stopping.is_set():
+            # Stopping: not acknowledged, the delivery goes back with the reader.
+            self._slots.release()
+            if delivery is None and time.monotonic() - self._last_check > QUEUE_CHECK_INTERVAL:
+                self._last_check = time.monotonic()
+                self._check_queue()
+            return
+        self._last_check = time.monotonic()
+        self._take(reader, [delivery, *self._more(reader)])
+
+    def _pause(self, what: str, *args: object, exc_info: BaseException | None = None) -> None:
+        """Close the reader, say why, wait (backing off) before consuming again.
+
+        Closing the reader returns every message not yet acknowledged to the
+        broker, which delivers it again; the journal tells whether it was taken.
+        """
+        self._close_reader()
+        log.error(
+            f"plugin %s: {what}; consuming again in %.0fs",
+            self.name,
+            *args,
+            self._delay,
+            exc_info=exc_info,
+        )
+        self._stopping.wait(self._delay)
+        self._delay = min(self._delay * 2, REPAIR_DELAYS[1])
+
+    def _journal_failed(self, exc: JournalError) -> bool:
+        """True (and goferd told to exit) when the journal cannot write any more."""
+        if not self.journal.failed:
+            return False
+        reason = f"plugin {self.name}: the journal cannot write ({exc}); nothing more is accepted"
+        log.critical("%s", reason)
+        if self._on_fatal is not None:
+            self._on_fatal(reason)
+        return True
 
     def _more(self, reader: Reader) -> list[Delivery]:
         """Deliveries already here, one free slot each: journaled with the first in one commit."""
@@ -249,20 +294,20 @@ class PluginRunner:
             more.append(delivery)
         return more
 
-    def _checked(self, reader: Reader | None) -> Reader | None:
+    def _check_queue(self) -> None:
         """Drop the reader if its queue vanished without the broker saying so."""
         try:
             if self.connection.queue_exists(self.queue):
-                return reader
+                return
         except GoferError as exc:
             log.debug("plugin %s: queue check failed: %s", self.name, exc)
-            return reader
+            return
         log.error("plugin %s: queue %s vanished; repairing", self.name, self.queue)
-        return self._closed(reader)
+        self._close_reader()
 
-    @staticmethod
-    def _closed(reader: Reader | None) -> None:
-        """Close a reader (if any); gives None to put in its place."""
+    def _close_reader(self) -> None:
+        """Close the reader (if any): what it has not acknowledged goes back to the broker."""
+        reader, self._reader = self._reader, None
         if reader is not None:
             try:
                 reader.close()
@@ -273,9 +318,38 @@ class PluginRunner:
         """Check, journal and acknowledge messages (each holds a slot); hand their requests on.
 
         The requests of one batch are journaled in one commit: a backlog costs
-        one fsync per batch, not per request.
+        one fsync per batch, not per request. Whatever fails on the way, the
+        slots of the requests not handed on are given back (and their
+        messages, not acknowledged, go back to the broker with the reader).
         """
-        received = time.time()
+        held = len(deliveries)
+        try:
+            taken = self._checked_batch(reader, deliveries)
+            held = len(taken)
+            if not taken:
+                return
+            received = time.time()
+            # Requests that can start at once are journaled as started in the
+            # same commit (one fsync instead of two per request).
+            with self._lock:
+                free = self.threads - len(self._running) if self.latency <= 0 else 0
+            writes = [
+                (Entry(request.sn, self.name, delivery.body, received), n < free)
+                for n, (delivery, request) in enumerate(taken)
+            ]
+            self.journal.write_many(writes)
+            reader.ack_many([delivery for delivery, _ in taken])
+            for n, (_, request) in enumerate(taken):
+                held -= 1
+                self._accept(request, received, started=n < free)
+        finally:
+            for _ in range(held):
+                self._slots.release()
+
+    def _checked_batch(
+        self, reader: Reader, deliveries: list[Delivery]
+    ) -> list[tuple[Delivery, Request]]:
+        """The deliveries to journal, with their requests; the others are settled and let go."""
         taken: list[tuple[Delivery, Request]] = []
         seen: set[str] = set()
         for delivery in deliveries:
@@ -287,41 +361,51 @@ class PluginRunner:
             ):
                 log.info("request %s already taken; duplicate delivery dropped", request.sn)
                 request = None
+            if request is not None and len(delivery.body) > MAX_BODY:
+                log.warning(
+                    "plugin %s: request %s refused: %d bytes, more than the journal takes",
+                    self.name,
+                    request.sn,
+                    len(delivery.body),
+                )
+                self.replier.reject(
+                    request,
+                    RequestRejected(
+                        wire.TOO_LARGE,
+                        f"request of {len(delivery.body)} bytes; at most {MAX_BODY} are taken",
+                    ),
+                )
+                request = None
             if request is None:
                 reader.ack(delivery)
                 self._slots.release()
                 continue
             seen.add(request.sn)
             taken.append((delivery, request))
-        if not taken:
-            return
-        # Requests that can start at once are journaled as started in the
-        # same commit (one fsync instead of two per request).
-        with self._lock:
-            free = self.threads - len(self._running) if self.latency <= 0 else 0
-        writes = [
-            (Entry(request.sn, self.name, delivery.body, received), n < free)
-            for n, (delivery, request) in enumerate(taken)
-        ]
-        self.journal.write_many(writes)
-        reader.ack_many([delivery for delivery, _ in taken])
-        for (_, request), (_, at_once) in zip(taken, writes, strict=True):
+        return taken
+
+    def _accept(self, request: Request, received: float, started: bool) -> None:
+        """Tell the caller a journaled request is accepted, and run it (it holds a slot)."""
+        try:
             self.replier.accepted(request)
-            self.submit(request, received, slot_taken=True, started=at_once)
+        except Exception:  # a journaled request runs whatever became of its status
+            log.exception("plugin %s: request %s: accepted status failed", self.name, request.sn)
+        self.submit(request, received, slot_taken=True, started=started)
 
     def _receive(self, delivery: Delivery) -> Request | None:
         try:
-            return receive(delivery.body, self.authenticator)
+            return receive(delivery.body, self.authenticator, self.address)
         except Refused as refused:
             if refused.replay and delivery.redelivered:
                 log.info("request %s redelivered by the broker; already taken", refused.sn)
                 return None
             log.warning(
-                "plugin %s: request %s refused [%s]: %s",
+                "plugin %s: request %s refused [%s]: %s%s",
                 self.name,
                 refused.sn,
                 refused.rejected.code,
                 refused,
+                "" if refused.authentic else f" ({refused.rejected.details})",
             )
             self.replier.refused(refused)
             return None
@@ -352,8 +436,9 @@ class PluginRunner:
             self._slots.acquire()
         with self._lock:
             self._running.add(request.sn)
+        pool = self._admin_pool if request.classname == ADMIN else self._pool
         try:
-            future = self._pool.submit(self._work, request, received, started, replayed)
+            future = pool.submit(self._work, request, received, started, replayed)
         except RuntimeError:  # the pool is shut down: the journal keeps it
             self._done(request.sn)
             return
@@ -380,7 +465,7 @@ class PluginRunner:
             self._done(request.sn)
 
     def _run(self, request: Request, received: float, started: bool, replayed: bool) -> None:
-        if self.latency > 0 and not self._cancelled(request.sn):
+        if self.latency > 0 and request.classname != ADMIN and not self._cancelled(request.sn):
             self._stopping.wait(self.latency)
         if self._stopping.is_set():
             # Stopping: the journal keeps it for the next start, or for the

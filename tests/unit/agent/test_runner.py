@@ -1,0 +1,250 @@
+"""A plugin's runner, scripted: Admin beside busy workers, a consumer that lasts.
+
+The connection here is a stand-in scripted by each test (what the runner
+reads, what it sends); the journal is real. What a real broker does is the
+business of the contract and end-to-end suites.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gofer.agent import runner as runner_module
+from gofer.agent.builtin import admin_catalog
+from gofer.agent.journal import Journal
+from gofer.agent.runner import PluginRunner
+from gofer.decorators import remote
+from gofer.messaging.adapter.model import Delivery
+from gofer.messaging.document import Document
+from gofer.rmi import wire
+from gofer.rmi.catalog import Catalog, remote_class
+from gofer.rmi.context import Context
+from gofer.rmi.dispatcher import Dispatcher
+
+QUEUE = "agent-under-test"
+REPLIES = "caller-replies"
+
+
+class ScriptedReader:
+    """Hands out what the test puts in; records what the runner settles.
+
+    As a broker does, closing it puts back what it handed out and was not
+    acknowledged.
+    """
+
+    def __init__(self, connection: ScriptedConnection) -> None:
+        self.connection = connection
+        self.acked: list[bytes] = []
+        self.unacked: list[bytes] = []
+        self.closed = False
+
+    def get(self, timeout: float | None = None) -> Delivery | None:
+        failure = self.connection.failures.pop(0) if self.connection.failures else None
+        if failure is not None:
+            raise failure
+        try:
+            body = self.connection.incoming.get(timeout=timeout or 0)
+        except queue.Empty:
+            return None
+        self.unacked.append(body)
+        return Delivery(body, object())
+
+    def ack(self, delivery: Delivery) -> None:
+        self.acked.append(delivery.body)
+        self.unacked.remove(delivery.body)
+
+    def ack_many(self, deliveries: list[Delivery]) -> None:
+        for delivery in deliveries:
+            self.ack(delivery)
+
+    def close(self) -> None:
+        self.closed = True
+        for body in self.unacked:
+            self.connection.incoming.put(body)
+        self.unacked.clear()
+
+
+class ScriptedConnection:
+    """The part of a broker connection a runner uses, scripted by the test."""
+
+    def __init__(self) -> None:
+        self.incoming: queue.Queue[bytes] = queue.Queue()
+        self.failures: list[Exception] = []
+        self.readers: list[ScriptedReader] = []
+        self.sent: queue.Queue[Document] = queue.Queue()
+
+    def reader(self, name: str, prefetch: int) -> ScriptedReader:
+        reader = ScriptedReader(self)
+        self.readers.append(reader)
+        return reader
+
+    def send(self, address: str, body: bytes, *, confirm: bool = True) -> None:
+        self.sent.put(Document.load(body))
+
+    def queue_exists(self, name: str) -> bool:
+        return True
+
+    def reply(self, sn: str, final: bool = True, timeout: float = 10) -> Document:
+        """The next reply for ``sn`` (the final one, or any status), skipping others."""
+        deadline = time.monotonic() + timeout
+        while True:
+            doc = self.sent.get(timeout=max(0.0, deadline - time.monotonic()))
+            if doc["sn"] == sn and (
+                not final or "result" in doc or doc.get("status") == "rejected"
+            ):
+                return doc
+
+
+class Slow:
+    """A plugin class whose method runs until it is cancelled (or 10 s)."""
+
+    @remote
+    def work(self) -> str:
+        context = Context.current()
+        deadline = time.monotonic() + 10
+        while not context.cancelled() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return "cancelled" if context.cancelled() else "ran out"
+
+    @remote
+    def echo(self, text: Any) -> Any:
+        return text
+
+
+class QueueAdmin:
+    def __init__(self, journal: Journal) -> None:
+        self.journal = journal
+
+    def catalogs(self) -> list[tuple[str, Catalog]]:
+        return []
+
+    def cancel(self, sn: str | None, criteria: object) -> list[str]:
+        return [sn] if sn is not None and self.journal.cancel(sn) else []
+
+
+@pytest.fixture
+def journal(tmp_path: Path) -> Iterator[Journal]:
+    opened = Journal(tmp_path / "journal")
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def make_runner(
+    journal: Journal,
+) -> Iterator[Callable[..., tuple[PluginRunner, ScriptedConnection]]]:
+    made: list[PluginRunner] = []
+
+    def make(**options: Any) -> tuple[PluginRunner, ScriptedConnection]:
+        connection = ScriptedConnection()
+        catalogs = [
+            Catalog("slow", {"Slow": remote_class(Slow)}, {}, [], [], []),
+            admin_catalog(QueueAdmin(journal)),
+        ]
+        runner = PluginRunner(
+            name="slow",
+            queue=QUEUE,
+            connection=connection,  # type: ignore[arg-type]
+            dispatcher=Dispatcher(catalogs),
+            journal=journal,
+            managed=0,
+            **options,
+        )
+        made.append(runner)
+        runner.start()
+        return runner, connection
+
+    yield make
+    for runner in made:
+        runner.stop_consuming()
+        runner.drain(5)
+
+
+def call(connection: ScriptedConnection, classname: str, method: str, *args: Any) -> str:
+    sn = wire.new_sn()
+    doc = wire.request_document(
+        sn=sn, address=QUEUE, classname=classname, method=method, args=args, replyto=REPLIES
+    )
+    connection.incoming.put(doc.dump())
+    return sn
+
+
+def test_admin_cancel_reaches_the_request_the_only_worker_runs(
+    make_runner: Callable[..., tuple[PluginRunner, ScriptedConnection]],
+) -> None:
+    _, connection = make_runner(threads=1)
+    running = call(connection, "Slow", "work")
+    connection.reply(running, final=False)  # accepted
+    started = time.monotonic()
+    cancel = call(connection, "Admin", "cancel", running)
+    # Admin answers while the one worker is still busy, and its cancel lands.
+    assert connection.reply(cancel)["result"] == {"retval": [running]}
+    assert connection.reply(running)["result"] == {"retval": "cancelled"}
+    assert time.monotonic() - started < 5
+
+
+def test_consumer_outlives_an_unexpected_failure(
+    make_runner: Callable[..., tuple[PluginRunner, ScriptedConnection]],
+) -> None:
+    runner, connection = make_runner()
+    connection.failures.append(RuntimeError("a driver bug"))
+    sn = call(connection, "Slow", "echo", "still here")
+    assert connection.reply(sn)["result"] == {"retval": "still here"}
+    assert connection.readers[0].closed  # unacknowledged messages went back
+    assert runner._consumer is not None
+    assert runner._consumer.is_alive()
+
+
+def test_request_over_the_journal_limit_is_rejected_and_the_next_runs(
+    make_runner: Callable[..., tuple[PluginRunner, ScriptedConnection]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(runner_module, "MAX_BODY", 2_000)
+    runner, connection = make_runner()
+    big = call(connection, "Slow", "echo", "x" * 3_000)
+    small = call(connection, "Slow", "echo", "small")
+    rejected = connection.reply(big)
+    assert rejected["status"] == "rejected"
+    assert rejected["code"] == wire.TOO_LARGE
+    assert connection.reply(small)["result"] == {"retval": "small"}
+    assert big not in runner.journal
+
+
+def test_failed_journal_stops_the_consumer_and_tells_goferd(
+    make_runner: Callable[..., tuple[PluginRunner, ScriptedConnection]],
+    journal: Journal,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    reasons: list[str] = []
+    told = threading.Event()
+
+    def on_fatal(reason: str) -> None:
+        reasons.append(reason)
+        told.set()
+
+    runner, connection = make_runner(on_fatal=on_fatal)
+
+    def full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr("gofer.agent.journal.os.fsync", full)
+    body_sn = call(connection, "Slow", "echo", "lost?")
+    assert told.wait(10), "goferd was never told its journal failed"
+    assert "journal" in reasons[0]
+    assert runner._consumer is not None
+    runner._consumer.join(5)
+    assert not runner._consumer.is_alive()
+    # Not acknowledged: the broker gets it back when the reader closes.
+    [reader] = connection.readers
+    assert reader.closed
+    assert all(json.loads(body)["sn"] != body_sn for body in reader.acked)
