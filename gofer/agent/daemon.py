@@ -12,6 +12,8 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -40,9 +42,15 @@ from gofer.messaging.retry import Backoff
 from gofer.rmi import wire
 from gofer.rmi.catalog import Catalog
 from gofer.rmi.dispatcher import Dispatcher
-from gofer.rmi.serve import Refused, receive
+from gofer.rmi.serve import Refused, Replier, receive
+from gofer.rmi.wire import Request, RequestRejected
 
 log = logging.getLogger(__name__)
+
+#: How often journaled requests of plugins that serve no queue are looked at.
+ORPHAN_CHECK_INTERVAL = timedelta(seconds=30)
+#: The scheduler's name for that check (no plugin name has a space).
+ORPHAN_CHECK = "goferd orphaned requests"
 
 
 class Goferd:
@@ -63,7 +71,17 @@ class Goferd:
         self.connections: dict[Broker, Connection] = {}
         self.management: ManagementServer | None = None
         self.watch: DescriptorWatch | None = None
-        self._admin = admin_catalog(self)
+        #: Called with a reason when goferd cannot go on (the journal failed);
+        #: the ``goferd`` command then stops and exits non-zero.
+        self.on_fatal: Callable[[str], None] = _log_fatal
+        # Every descriptor last read, by plugin name (loaded or not), and
+        # whether some descriptor did not parse: what tells a plugin that
+        # failed to load from one removed for good.
+        self._descriptors: dict[str, Descriptor] = {}
+        self._unreadable_descriptors = False
+        # The last replier of each plugin that had a runner: answers its
+        # orphaned requests once it is gone.
+        self._repliers: dict[str, Replier] = {}
         self._lock = threading.RLock()
         # Loading, reloading and unloading plugins come from signals (main
         # thread), management commands and the descriptor watch: one at a time.
@@ -87,6 +105,7 @@ class Goferd:
         self._load_all()
         self._replay(left)
         self._started = True
+        self.scheduler.add(ORPHAN_CHECK, self._sweep, ORPHAN_CHECK_INTERVAL)
         self.scheduler.start()
         self._start_management()
         if self.config.main.monitor:
@@ -130,6 +149,7 @@ class Goferd:
             for name in [p.name for p in self.container.plugins()]:
                 self._unload(name, detach=False)
             self._load_all()
+            self._sweep()
 
     def _descriptors_changed(self, changes: Changes) -> None:
         """``[main] monitor=1``: load, reload or unload the plugins whose descriptors changed.
@@ -142,6 +162,11 @@ class Goferd:
             loaded = {Path(p.descriptor.path).resolve(): p.name for p in self.container.plugins()}
             for path in changes.removed:
                 name = loaded.get(path.resolve())
+                self._descriptors = {
+                    n: d
+                    for n, d in self._descriptors.items()
+                    if Path(d.path).resolve() != path.resolve()
+                }
                 if name is not None:
                     log.info("descriptor %s removed: unloading plugin %s", path, name)
                     self._unload(name, detach=False)
@@ -156,11 +181,13 @@ class Goferd:
                 if name is not None:
                     log.info("descriptor %s changed: reloading plugin %s", path, name)
                     self._unload(name, detach=False)
+                self._descriptors[descriptor.main.name] = descriptor
                 if descriptor.main.enabled:
                     self._load(descriptor)
                 else:
                     log.info("plugin %s disabled (%s)", descriptor.main.name, path)
             self._rewire()
+            self._sweep()
 
     # -- plugins ------------------------------------------------------------
 
@@ -169,6 +196,8 @@ class Goferd:
         descriptors, errors = load_descriptors(self.paths)
         for error in errors:
             log.error("plugin descriptor skipped: %s", error)
+        self._descriptors = {d.main.name: d for d in descriptors}
+        self._unreadable_descriptors = bool(errors)
         for descriptor in descriptors:
             if descriptor.main.enabled:
                 self._load(descriptor)
@@ -226,6 +255,7 @@ class Goferd:
                     continue
                 if runner is not None:
                     self.runners[plugin.name] = runner
+                    self._repliers[plugin.name] = runner.replier
                     started.append(runner)
             # Taken before the new runners consume: what they journal is theirs.
             left = self._left_by({runner.name for runner in started}) if self._started else []
@@ -247,7 +277,7 @@ class Goferd:
         return [e for e in pending if e.plugin in plugins and e.sn not in busy]
 
     def _dispatcher(self, plugin: Plugin, plugins: dict[str, Plugin]) -> Dispatcher:
-        """The plugin's own API, what it may forward to, and Admin (which nothing hides)."""
+        """The plugin's own API, what it may forward to, and its Admin (which nothing hides)."""
         catalogs: list[Catalog] = []
         for name in plugin.descriptor.main.forward:
             other = plugins.get(name)
@@ -257,7 +287,8 @@ class Goferd:
             elif other is not None:
                 log.warning("plugin %s forwards to %s, which does not accept it", plugin.name, name)
         catalogs.append(plugin.merged_catalog())
-        catalogs.append(self._admin)
+        served = [(c.namespace, c) for c in catalogs]
+        catalogs.append(admin_catalog(_QueueAdmin(self, plugin.name, served)))
         return Dispatcher(catalogs, pam=self._pam)
 
     def _pam(self, user: str, password: str, service: str) -> None:
@@ -286,6 +317,7 @@ class Goferd:
             managed=descriptor.model.managed,
             expiration=descriptor.model.expiration,
             authenticator=_authenticator(descriptor),
+            on_fatal=self._fatal,
         )
 
     def _connection(self, broker: Broker) -> Connection:
@@ -301,27 +333,19 @@ class Goferd:
     # -- requests -----------------------------------------------------------
 
     def _replay(self, pending: list[Entry]) -> None:
-        """Run again journaled requests: accepted, not yet answered, held by no runner."""
+        """Run again journaled requests: accepted, not yet answered, held by no runner.
+
+        Those of plugins that serve no queue now are left for :meth:`_sweep`.
+        """
         assert self.journal is not None
-        if pending:
-            log.info("replaying %d journaled request(s)", len(pending))
         for entry in pending:
             runner = self.runners.get(entry.plugin)
-            try:
-                # Checked (and signature-validated) when it was journaled.
-                request = receive(entry.body)
-            except Refused as refused:
-                log.error("journaled request %s unreadable: %s", entry.sn, refused)
-                self.journal.finish(entry.sn)
-                continue
             if runner is None:
-                log.error(
-                    "journaled request %s for plugin %s, which serves no queue now; dropped",
-                    entry.sn,
-                    entry.plugin,
-                )
-                self.journal.finish(entry.sn)
                 continue
+            request = self._journaled(entry)
+            if request is None:
+                continue
+            log.info("replaying journaled request %s", entry.sn)
             if entry.sn in self._unrun:
                 self._unrun.discard(entry.sn)
                 started = self.journal.is_started(entry.sn)
@@ -329,16 +353,121 @@ class Goferd:
             else:
                 runner.submit(request, entry.received, replayed=True)
 
-    def cancel(self, sn: str | None, criteria: object) -> list[str]:
-        """Cancel a request by serial number, or every pending one whose data matches."""
+    def _journaled(self, entry: Entry) -> Request | None:
+        """The request of a journal entry; None (and finished) if it cannot be read."""
+        assert self.journal is not None
+        try:
+            # Checked (and signature-validated) when it was journaled.
+            return receive(entry.body)
+        except Refused as refused:
+            log.error("journaled request %s unreadable: %s", entry.sn, refused)
+            self.journal.finish(entry.sn)
+            return None
+
+    def _sweep(self) -> None:
+        """Answer or keep the journaled requests of plugins that serve no queue now.
+
+        A plugin that failed to load (or to serve its queue) keeps its
+        requests until it loads again, when its runner takes them; the ones
+        that expire meanwhile are answered ``request.expired``. The requests
+        of a plugin removed for good (no descriptor names it, or it is
+        disabled) are answered ``request.plugin``. Only a request no reply
+        can be sent for (its plugin's broker is unknown) is dropped, logged.
+        """
+        with self._plugins_lock:
+            if self.journal is None or not self._started:
+                return
+            with self._lock:
+                unserved = {e.plugin for e in self.journal.pending()} - set(self.runners)
+            for entry in self._left_by(unserved):
+                if entry.sn in self._unrun or self.runners.get(entry.plugin) is not None:
+                    continue
+                request = self._journaled(entry)
+                if request is not None:
+                    self._orphaned(entry, request)
+
+    def _orphaned(self, entry: Entry, request: Request) -> None:
+        """Keep or answer one journaled request whose plugin serves no queue."""
+        assert self.journal is not None
+        descriptor = self._descriptors.get(entry.plugin)
+        gone = descriptor is None and not self._unreadable_descriptors
+        deadline = request.deadline(entry.received)
+        if descriptor is not None and not descriptor.main.enabled:
+            rejected = RequestRejected(
+                wire.UNKNOWN_PLUGIN, f"plugin {entry.plugin} is disabled; the request was not run"
+            )
+        elif gone:
+            rejected = RequestRejected(
+                wire.UNKNOWN_PLUGIN, f"plugin {entry.plugin} was removed; the request was not run"
+            )
+        elif deadline is not None and time.time() > deadline:
+            rejected = RequestRejected(
+                wire.EXPIRED,
+                f"request expired while plugin {entry.plugin} was not loaded",
+                {"ttl": request.ttl},
+            )
+        else:
+            log.info(
+                "journaled request %s kept until plugin %s loads again", entry.sn, entry.plugin
+            )
+            return
+        replier = self._replier_of(entry.plugin, descriptor)
+        if replier is None and request.replyto and not gone:
+            log.error(
+                "request %s not answered (%s): no broker is known for plugin %s; kept",
+                entry.sn,
+                rejected.description,
+                entry.plugin,
+            )
+            return
+        log.warning("journaled request %s not run: %s", entry.sn, rejected.description)
+        if replier is not None:
+            replier.reject(request, rejected)
+        self.journal.finish(entry.sn)
+
+    def _replier_of(self, plugin: str, descriptor: Descriptor | None) -> Replier | None:
+        """Where a plugin without a runner answers: its last runner's replier, or its broker's."""
+        replier = self._repliers.get(plugin)
+        if replier is not None or descriptor is None:
+            return replier
+        broker = descriptor.messaging.broker()
+        if broker is None:
+            return None
+        try:
+            authenticator = _authenticator(descriptor)
+        except ConfigError as exc:
+            log.error("plugin %s: cannot answer its requests: %s", plugin, exc)
+            return None
+        replier = Replier(self._connection(broker).send, authenticator)
+        self._repliers[plugin] = replier
+        return replier
+
+    def _fatal(self, reason: str) -> None:
+        self.on_fatal(reason)
+
+    def cancel(self, sn: str | None, criteria: object, plugin: str | None = None) -> list[str]:
+        """Cancel a request by serial number, or every pending one whose data matches.
+
+        Args:
+            sn: the serial number of the request to cancel.
+            criteria: what the ``data`` of the requests to cancel match.
+            plugin: only requests taken from this plugin's queue (None: any,
+                as the local management command may).
+        """
         assert self.journal is not None
         if sn is not None:
             if not wire.valid_sn(sn):
                 raise ValueError(f"not a serial number: {sn!r}"[:100])
+            if plugin is not None and any(
+                e.sn == sn and e.plugin != plugin for e in self.journal.pending()
+            ):
+                return []  # another plugin's request: not this queue's to cancel
             return [sn] if self.journal.cancel(sn) else []
         match = compile_criteria(criteria)
         cancelled = []
         for entry in self.journal.pending():
+            if plugin is not None and entry.plugin != plugin:
+                continue
             try:
                 data = auth.validate(None, entry.body).get("data")
             except GoferError:
@@ -346,10 +475,6 @@ class Goferd:
             if match(data) and self.journal.cancel(entry.sn):
                 cancelled.append(entry.sn)
         return cancelled
-
-    def catalogs(self) -> list[tuple[str, Catalog]]:
-        """Every plugin's name with its merged catalog (for Admin.help)."""
-        return [(p.name, p.merged_catalog()) for p in self.container.plugins()]
 
     # -- management ---------------------------------------------------------
 
@@ -386,7 +511,9 @@ class Goferd:
         if command == "unload":
             name = self._plugin_named(args)
             self._unload(name, detach=True)
+            self._descriptors.pop(name, None)  # gone for good: its requests are answered
             self._rewire()
+            self._sweep()
             return {"unloaded": name}
         if command == "cancel":
             return {"cancelled": self.cancel(args.get("sn"), args.get("criteria"))}
@@ -397,6 +524,7 @@ class Goferd:
             descriptor = load_descriptor(path)
         except ConfigError as exc:
             raise ManagementError(str(exc)) from exc
+        self._descriptors[descriptor.main.name] = descriptor
         plugin = self._load(descriptor)
         if plugin is None:
             raise ManagementError(f"plugin {descriptor.main.name} failed to load (see the log)")
@@ -449,6 +577,32 @@ class Goferd:
                 for action in catalog.actions
             )
         return {"plugins": plugins, "actions": actions}
+
+
+class _QueueAdmin:
+    """What the ``Admin`` of one plugin's queue sees: that queue's plugins and requests.
+
+    Args:
+        goferd: the agent.
+        plugin: the plugin whose queue it answers on.
+        served: the name and catalog of each plugin that queue serves (the
+            plugin and those it forwards to).
+    """
+
+    def __init__(self, goferd: Goferd, plugin: str, served: list[tuple[str, Catalog]]) -> None:
+        self._goferd = goferd
+        self._plugin = plugin
+        self._served = served
+
+    def catalogs(self) -> list[tuple[str, Catalog]]:
+        return list(self._served)
+
+    def cancel(self, sn: str | None, criteria: object) -> list[str]:
+        return self._goferd.cancel(sn, criteria, plugin=self._plugin)
+
+
+def _log_fatal(reason: str) -> None:
+    log.critical("goferd cannot go on: %s", reason)
 
 
 def _text(args: dict[str, Any], key: str) -> str:

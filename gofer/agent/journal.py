@@ -396,6 +396,12 @@ class Journal:
         with self._lock:
             return list(self._state.pending.values())
 
+    @property
+    def failed(self) -> bool:
+        """True once a write or fsync failed: the journal takes nothing more until reopened."""
+        with self._lock:
+            return self._failure is not None
+
     def __contains__(self, sn: object) -> bool:
         """True if ``sn`` is pending (a broker redelivery of a journaled request)."""
         with self._lock:

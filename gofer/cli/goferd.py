@@ -23,8 +23,9 @@ from gofer.errors import GoferError
 
 log = logging.getLogger("gofer.goferd")
 
-#: Exit statuses.
-OK, FAILED, USAGE, CONFIG = 0, 1, 2, 78
+#: Exit statuses. TEMPFAIL: goferd could not go on without losing requests
+#: (its journal cannot write); systemd restarts it (Restart=on-failure).
+OK, FAILED, USAGE, TEMPFAIL, CONFIG = 0, 1, 2, 75, 78
 
 
 def parser() -> argparse.ArgumentParser:
@@ -36,6 +37,7 @@ def parser() -> argparse.ArgumentParser:
         epilog="Signals: SIGTERM/SIGINT stop after running requests end (at most "
         "[main] drain_timeout seconds; unfinished ones run again at the next start); "
         "SIGHUP reloads the plugins. Exit status: 0 stopped cleanly, 1 failed, "
+        "75 the journal could not be written (restart once the disk is fixed), "
         "78 configuration error.",
     )
     cli.add_argument(
@@ -95,6 +97,13 @@ def _serve(paths: Paths, config: object) -> int:
     signal.signal(signal.SIGINT, on_stop)
     signal.signal(signal.SIGHUP, on_reload)
     agent = Goferd(paths, config)  # type: ignore[arg-type]
+    fatal: list[str] = []
+
+    def on_fatal(reason: str) -> None:
+        fatal.append(reason)
+        stop.set()
+
+    agent.on_fatal = on_fatal
     agent.start()
     log.info("goferd %s running (pid %d, root %s)", __version__, os.getpid(), paths.root)
     notify.notify("READY=1")
@@ -108,10 +117,13 @@ def _serve(paths: Paths, config: object) -> int:
             notify.notify("READY=1")
             continue
         break
+    if fatal:
+        log.critical("goferd exits: %s", fatal[0])
+        notify.notify(f"STATUS=failed: {fatal[0]}")
     log.info("goferd stopping")
     notify.notify("STOPPING=1")
     agent.shutdown()
-    return OK
+    return TEMPFAIL if fatal else OK
 
 
 @contextlib.contextmanager

@@ -71,7 +71,8 @@ class Goferd:
     def socket(self) -> Path:
         return self.root / "run/gofer/goferd.sock"
 
-    def start(self, timeout: float = 30) -> None:
+    def start(self, timeout: float = 30, *, consuming: bool = True) -> None:
+        """Start goferd; wait until it answers management commands (and consumes, if asked)."""
         env = {**os.environ, "GOFER_ROOT": str(self.root), "PYTHONPATH": str(REPO)}
         env.pop("NOTIFY_SOCKET", None)
         env.update(self.extra_env)
@@ -83,7 +84,7 @@ class Goferd:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"goferd exited at start:\n{self.log()}")
-            if "consuming" in self.log() and self._answers():
+            if (not consuming or "consuming" in self.log()) and self._answers():
                 return
             time.sleep(0.1)
         raise RuntimeError(f"goferd not ready in {timeout}s:\n{self.log()}")

@@ -75,10 +75,12 @@ class FaultGoferd(Goferd):
             },
         )
 
-    def start(self, timeout: float = 30) -> None:
+    def start(self, timeout: float = 30, *, consuming: bool = True) -> None:
         """Start goferd and wait until it consumes (again, when restarted on the same root)."""
         before = self.log().count("consuming")
-        super().start(timeout)
+        super().start(timeout, consuming=consuming)
+        if not consuming:
+            return
         deadline = time.monotonic() + timeout
         while self.log().count("consuming") <= before:
             if time.monotonic() > deadline:
@@ -169,6 +171,8 @@ class ReplyQueue:
         self.connection = Connection(url, backoff=Backoff(initial=0.2, maximum=2.0, limit=60))
         self.connection.declare_queue(Queue(self.name, durable=True, expiration=600))
         self.replies: list[dict[str, Any]] = []
+        #: The bodies as they came, beside ``replies`` (to tell signed from unsigned).
+        self.bodies: list[bytes] = []
         self._reader = self.connection.reader(self.name, prefetch=100)
 
     def read(self, until: Callable[[list[dict[str, Any]]], bool], timeout: float) -> bool:
@@ -182,6 +186,7 @@ class ReplyQueue:
             if delivery is not None:
                 # Signed replies are checked (and unwrapped) as a caller would.
                 self.replies.append(dict(auth.validate(self.authenticator, delivery.body)))
+                self.bodies.append(delivery.body)
                 self._reader.ack(delivery)
         return True
 

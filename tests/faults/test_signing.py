@@ -11,7 +11,6 @@ import base64
 import hashlib
 import hmac
 import json
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -98,6 +97,22 @@ def test_unsigned_call_is_rejected(signed_goferd: FaultGoferd) -> None:
     assert "not signed" in str(caught.value.details)
 
 
+@pytest.fixture
+def raw_replies(url: str) -> Iterator[ReplyQueue]:
+    """Replies read as a caller without an authenticator would: signed or not."""
+    queue = ReplyQueue(url)
+    yield queue
+    queue.close()
+
+
+def signed_marker(goferd: FaultGoferd, replies: ReplyQueue) -> str:
+    """Send a good signed request and wait for its result: what was sent before it is done."""
+    doc = request(goferd, replies, "marker")
+    send(goferd.url, goferd.queue, auth.sign(HmacAuthenticator(KEY), doc))
+    assert replies.read(lambda _: replies.finals()[doc["sn"]] >= 1, timeout=15), replies.replies
+    return str(doc["sn"])
+
+
 @pytest.mark.parametrize(
     ("case", "make"),
     [
@@ -111,28 +126,58 @@ def test_unsigned_call_is_rejected(signed_goferd: FaultGoferd) -> None:
             "tampered",
             lambda doc: wrapper(json.dumps(doc), KEY).replace(b"tampered", b"tampered-evil"),
         ),
-        (
-            "stale",
-            lambda doc: wrapper(json.dumps({**doc, "signed_at": "2000-01-01T00:00:00Z"}), KEY),
-        ),
     ],
-    ids=["unsigned", "forged", "garbage-signature", "tampered", "stale"],
+    ids=["unsigned", "forged", "garbage-signature", "tampered"],
 )
-def test_refused_requests_are_rejected_and_never_run(
-    signed_goferd: FaultGoferd, replies: ReplyQueue, case: str, make
+def test_unauthentic_requests_get_an_unsigned_rejection_and_never_run(
+    signed_goferd: FaultGoferd, raw_replies: ReplyQueue, case: str, make
 ) -> None:
-    doc = request(signed_goferd, replies, case.replace(" ", "-"))
+    doc = request(signed_goferd, raw_replies, case.replace(" ", "-"))
+    doc["data"] = {"planted": "text the agent must not sign"}
     send(signed_goferd.url, signed_goferd.queue, make(doc))
-    reply = rejection(replies, doc["sn"])
+    reply = rejection(raw_replies, doc["sn"])
     assert reply["code"] == AUTHENTICATION, reply
     assert reply["description"] == "SECURITY: message authentication failed"
     assert reply["details"], reply
+    # Nothing the sender wrote comes back signed: not the reply, not its data.
+    body = raw_replies.bodies[raw_replies.replies.index(reply)]
+    assert "signature" not in json.loads(body)
+    assert reply["data"] is None
     executions = signed_goferd.executions()
     assert [sn for _, sn, _ in executions if sn == doc["sn"]] == []
     assert [tag for *_, tag in executions if tag.startswith("tampered")] == []
 
 
-def test_replayed_request_is_rejected_and_runs_once(
+def test_stale_request_is_dropped_unanswered(
+    signed_goferd: FaultGoferd, raw_replies: ReplyQueue
+) -> None:
+    doc = request(signed_goferd, raw_replies, "stale")
+    stale = wrapper(json.dumps({**doc, "signed_at": "2000-01-01T00:00:00Z"}), KEY)
+    send(signed_goferd.url, signed_goferd.queue, stale)
+    signed_marker(signed_goferd, raw_replies)
+    assert [r for r in raw_replies.replies if r["sn"] == doc["sn"]] == []
+    assert signed_goferd.starts()[doc["sn"]] == 0
+
+
+def test_request_signed_for_another_agent_is_refused(
+    signed_goferd: FaultGoferd, replies: ReplyQueue
+) -> None:
+    # Properly signed, with the shared key, for agent B; delivered to agent A's queue.
+    doc = wire.request_document(
+        sn=wire.new_sn(),
+        address=f"gofer-faults-signed-{wire.new_sn()}",
+        classname="Fault",
+        method="work",
+        args=["misrouted"],
+        replyto=replies.name,
+    )
+    send(signed_goferd.url, signed_goferd.queue, auth.sign(HmacAuthenticator(KEY), doc))
+    reply = rejection(replies, doc["sn"])  # signed: the request was authentic
+    assert reply["code"] == "security.routing", reply
+    assert signed_goferd.starts()[doc["sn"]] == 0
+
+
+def test_replayed_request_runs_once_and_its_replay_is_not_answered(
     signed_goferd: FaultGoferd, replies: ReplyQueue
 ) -> None:
     doc = request(signed_goferd, replies, "replayed")
@@ -140,14 +185,10 @@ def test_replayed_request_is_rejected_and_runs_once(
     send(signed_goferd.url, signed_goferd.queue, body)
     assert replies.read(lambda _: replies.finals()[doc["sn"]] >= 1, timeout=15)
     send(signed_goferd.url, signed_goferd.queue, body)  # the same bytes, captured and sent again
-    assert replies.read(lambda _: replies.finals()[doc["sn"]] >= 2, timeout=15), replies.replies
-    finals = [
-        r for r in replies.replies if r["sn"] == doc["sn"] and (r.get("status") or "result" in r)
-    ]
-    result = [r for r in finals if "result" in r and not r.get("status")]
-    rejected = [r for r in finals if r.get("status") == "rejected"]
-    assert [r["result"] for r in result] == [{"retval": "replayed"}]
-    assert [r["code"] for r in rejected] == [AUTHENTICATION]
-    assert "replay" in str(rejected[0]["details"])
-    time.sleep(0.5)
+    signed_marker(signed_goferd, replies)
+    finals = [r for r in replies.replies if r["sn"] == doc["sn"] and r.get("status") != "accepted"]
+    finals = [r for r in finals if r.get("status") not in ("started", "progress")]
+    # A rejection sent to the real caller's queue would fail a call that is
+    # still running (or answered): the replay gets nothing.
+    assert [r.get("result") for r in finals] == [{"retval": "replayed"}]
     assert signed_goferd.starts()[doc["sn"]] == 1
