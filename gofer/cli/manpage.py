@@ -416,12 +416,17 @@ def _constants(module: object, prefix: str) -> dict[str, int]:
 def goferd_page() -> Page:
     """goferd(1)."""
     paths = Paths.under("/")
-    statuses = {name: getattr(goferd, name) for name in ("OK", "FAILED", "USAGE", "CONFIG")}
+    statuses = {
+        name: getattr(goferd, name) for name in ("OK", "FAILED", "USAGE", "TEMPFAIL", "CONFIG")
+    }
     meanings = {
         "OK": "goferd was asked to stop (SIGTERM or SIGINT) and stopped.",
         "FAILED": "goferd could not start, e.g. another goferd runs with the same root; "
         "the reason is logged.",
         "USAGE": "usage error on the command line.",
+        "TEMPFAIL": "the request journal could not be written (disk full, read-only file "
+        "system); goferd stopped taking requests and exited so that systemd restarts it. The "
+        "messages it had not acknowledged are still on the broker (EX_TEMPFAIL of sysexits.h).",
         "CONFIG": "the configuration (agent.conf or a drop-in file) is not valid; the "
         "message names the file, section and key (EX_CONFIG of sysexits.h).",
     }
