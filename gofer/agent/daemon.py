@@ -82,6 +82,8 @@ class Goferd:
         # The last replier of each plugin that had a runner: answers its
         # orphaned requests once it is gone.
         self._repliers: dict[str, Replier] = {}
+        # Journaled requests already said to wait for their plugin.
+        self._kept: set[str] = set()
         self._lock = threading.RLock()
         # Loading, reloading and unloading plugins come from signals (main
         # thread), management commands and the descriptor watch: one at a time.
@@ -338,14 +340,15 @@ class Goferd:
         Those of plugins that serve no queue now are left for :meth:`_sweep`.
         """
         assert self.journal is not None
-        for entry in pending:
-            runner = self.runners.get(entry.plugin)
-            if runner is None:
-                continue
+        served = [entry for entry in pending if entry.plugin in self.runners]
+        if served:
+            log.info("replaying %d journaled request(s)", len(served))
+        for entry in served:
+            runner = self.runners[entry.plugin]
             request = self._journaled(entry)
             if request is None:
                 continue
-            log.info("replaying journaled request %s", entry.sn)
+            self._kept.discard(entry.sn)
             if entry.sn in self._unrun:
                 self._unrun.discard(entry.sn)
                 started = self.journal.is_started(entry.sn)
@@ -407,9 +410,11 @@ class Goferd:
                 {"ttl": request.ttl},
             )
         else:
-            log.info(
-                "journaled request %s kept until plugin %s loads again", entry.sn, entry.plugin
-            )
+            if entry.sn not in self._kept:  # said once, not at every look
+                self._kept.add(entry.sn)
+                log.warning(
+                    "journaled request %s kept until plugin %s loads again", entry.sn, entry.plugin
+                )
             return
         replier = self._replier_of(entry.plugin, descriptor)
         if replier is None and request.replyto and not gone:
@@ -420,9 +425,17 @@ class Goferd:
                 entry.plugin,
             )
             return
-        log.warning("journaled request %s not run: %s", entry.sn, rejected.description)
+        if replier is None and request.replyto:
+            log.error(
+                "journaled request %s dropped unanswered (%s): no broker is known to answer on",
+                entry.sn,
+                rejected.description,
+            )
+        else:
+            log.warning("journaled request %s not run: %s", entry.sn, rejected.description)
         if replier is not None:
             replier.reject(request, rejected)
+        self._kept.discard(entry.sn)
         self.journal.finish(entry.sn)
 
     def _replier_of(self, plugin: str, descriptor: Descriptor | None) -> Replier | None:

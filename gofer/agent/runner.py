@@ -397,8 +397,7 @@ class PluginRunner:
             return receive(delivery.body, self.authenticator, self.address)
         except Refused as refused:
             if refused.replay and delivery.redelivered:
-                log.info("request %s redelivered by the broker; already taken", refused.sn)
-                return None
+                return self._redelivered(refused)
             log.warning(
                 "plugin %s: request %s refused [%s]: %s%s",
                 self.name,
@@ -409,6 +408,20 @@ class PluginRunner:
             )
             self.replier.refused(refused)
             return None
+
+    def _redelivered(self, refused: Refused) -> Request | None:
+        """A broker's redelivery of a message the replay guard saw: taken if it never was.
+
+        The broker sets ``redelivered`` only on a message it delivered
+        before; one checked here but never journaled (the reader was closed
+        in between) must still run, since nobody acknowledged it.
+        """
+        request = refused.request
+        if request is None or request.sn in self.journal or self.journal.is_finished(request.sn):
+            log.info("request %s redelivered by the broker; already taken", refused.sn)
+            return None
+        log.info("request %s redelivered by the broker; never taken, so taken now", request.sn)
+        return request
 
     # -- running ------------------------------------------------------------
 

@@ -13,6 +13,7 @@ agent (tests, embedding) can use :func:`serve` for the whole life at once::
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -45,10 +46,14 @@ class Refused(Exception):  # noqa: N818 - a signal carrying what the refusal rep
         sn: the serial number, if usable.
         replyto: where to answer; None when nobody is to be answered.
         data: the caller's data, echoed back.
-        replay: the request is authentic but was seen before (a replay or a redelivery).
+        replay: the request is authentic but was seen before (a replay or a
+            redelivery), or signed too long ago.
         authentic: False when the message failed authentication: what it
             says (``sn``, ``replyto``) is unverified, so the answer (if any)
             goes unsigned and echoes no data.
+        request: with ``replay``, the request (its signature is good): the
+            agent may still take a broker's redelivery of a message it
+            checked once but never journaled.
     """
 
     def __init__(
@@ -60,6 +65,7 @@ class Refused(Exception):  # noqa: N818 - a signal carrying what the refusal rep
         *,
         replay: bool = False,
         authentic: bool = True,
+        request: Request | None = None,
     ) -> None:
         super().__init__(rejected.description)
         self.rejected = rejected
@@ -68,6 +74,7 @@ class Refused(Exception):  # noqa: N818 - a signal carrying what the refusal rep
         self.data = data
         self.replay = replay
         self.authentic = authentic
+        self.request = request
 
 
 def receive(
@@ -123,9 +130,15 @@ def _unauthentic(body: bytes, exc: auth.ValidationFailed) -> Refused:
     rejected = RequestRejected(
         wire.AUTHENTICATION, "SECURITY: message authentication failed", str(exc)
     )
-    sn, replyto, _ = _reply_fields(_peek(body))
-    replay = isinstance(exc, auth.ReplayDetectedError)
-    return Refused(rejected, sn, None if replay else replyto, None, replay=replay, authentic=False)
+    document = _peek(body)
+    sn, replyto, _ = _reply_fields(document)
+    if not isinstance(exc, auth.ReplayDetectedError):
+        return Refused(rejected, sn, replyto, None, authentic=False)
+    request = None
+    if document is not None:
+        with contextlib.suppress(RequestRejected):
+            request = wire.parse_request(document)
+    return Refused(rejected, sn, None, None, replay=True, authentic=False, request=request)
 
 
 def _sent_to(request: Request, address: Address) -> bool:

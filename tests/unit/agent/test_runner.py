@@ -24,7 +24,9 @@ from gofer.agent.builtin import admin_catalog
 from gofer.agent.journal import Journal
 from gofer.agent.runner import PluginRunner
 from gofer.decorators import remote
+from gofer.messaging import auth
 from gofer.messaging.adapter.model import Delivery
+from gofer.messaging.auth import HmacAuthenticator, ReplayGuard
 from gofer.messaging.document import Document
 from gofer.rmi import wire
 from gofer.rmi.catalog import Catalog, remote_class
@@ -32,6 +34,7 @@ from gofer.rmi.context import Context
 from gofer.rmi.dispatcher import Dispatcher
 
 QUEUE = "agent-under-test"
+KEY = "runner-test-shared-key-0123456789"
 REPLIES = "caller-replies"
 
 
@@ -57,7 +60,7 @@ class ScriptedReader:
         except queue.Empty:
             return None
         self.unacked.append(body)
-        return Delivery(body, object())
+        return Delivery(body, object(), redelivered=body in self.connection.returned)
 
     def ack(self, delivery: Delivery) -> None:
         self.acked.append(delivery.body)
@@ -70,6 +73,7 @@ class ScriptedReader:
     def close(self) -> None:
         self.closed = True
         for body in self.unacked:
+            self.connection.returned.add(body)
             self.connection.incoming.put(body)
         self.unacked.clear()
 
@@ -79,6 +83,7 @@ class ScriptedConnection:
 
     def __init__(self) -> None:
         self.incoming: queue.Queue[bytes] = queue.Queue()
+        self.returned: set[bytes] = set()  # given back unacknowledged: redelivered next time
         self.failures: list[Exception] = []
         self.readers: list[ScriptedReader] = []
         self.sent: queue.Queue[Document] = queue.Queue()
@@ -89,7 +94,7 @@ class ScriptedConnection:
         return reader
 
     def send(self, address: str, body: bytes, *, confirm: bool = True) -> None:
-        self.sent.put(Document.load(body))
+        self.sent.put(auth.validate(None, body))  # signed replies unwrapped
 
     def queue_exists(self, name: str) -> bool:
         return True
@@ -248,3 +253,33 @@ def test_failed_journal_stops_the_consumer_and_tells_goferd(
     [reader] = connection.readers
     assert reader.closed
     assert all(json.loads(body)["sn"] != body_sn for body in reader.acked)
+
+
+def test_redelivery_of_a_message_checked_but_never_journaled_runs_once(
+    make_runner: Callable[..., tuple[PluginRunner, ScriptedConnection]],
+    journal: Journal,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The replay guard saw it before the batch failed; the broker's redelivery
+    # must still run, or an acknowledged-by-nobody request would be lost.
+    authenticator = HmacAuthenticator(KEY, replay=ReplayGuard())
+    _, connection = make_runner(authenticator=authenticator)
+    write_many = journal.write_many
+    failures = [RuntimeError("a bug between check and journal")]
+
+    def flaky(entries: Any) -> None:
+        if failures:
+            raise failures.pop()
+        write_many(entries)
+
+    monkeypatch.setattr(journal, "write_many", flaky)
+    doc = wire.request_document(
+        sn=wire.new_sn(),
+        address=QUEUE,
+        classname="Slow",
+        method="echo",
+        args=["once"],
+        replyto=REPLIES,
+    )
+    connection.incoming.put(auth.sign(HmacAuthenticator(KEY), doc))
+    assert connection.reply(str(doc["sn"]))["result"] == {"retval": "once"}
