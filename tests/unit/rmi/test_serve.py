@@ -168,19 +168,24 @@ def big_dispatcher() -> Dispatcher:
     return Dispatcher([Catalog("store", {"Store": remote_class(Store)}, {}, [], [], [])])
 
 
-def test_result_over_the_limit_is_answered_with_a_failure() -> None:
-    sent = Sent()
-    replier = Replier(sent, limit=10_000)
+def blob_request(size: int) -> wire.Request:
+    """A request for ``Store.blob(size)``, a result of ``size`` bytes."""
     doc = wire.request_document(
         sn=wire.new_sn(),
         address="agent-a",
         classname="Store",
         method="blob",
-        args=[20_000],
+        args=[size],
         replyto="caller-replies",
     )
+    return wire.parse_request(doc)
+
+
+def test_result_over_the_limit_is_answered_with_a_failure() -> None:
+    sent = Sent()
+    replier = Replier(sent, limit=10_000)
     kept: list[dict[str, Any]] = []
-    result = run(wire.parse_request(doc), big_dispatcher(), replier, keep=kept.append)
+    result = run(blob_request(20_000), big_dispatcher(), replier, keep=kept.append)
     final = sent.documents()[-1]
     assert final["result"] == result == kept[0]  # the journal keeps what is sent
     with pytest.raises(ResultTooLargeError) as caught:
@@ -191,13 +196,5 @@ def test_result_over_the_limit_is_answered_with_a_failure() -> None:
 
 def test_result_within_the_limit_is_sent_as_it_is() -> None:
     sent = Sent()
-    doc = wire.request_document(
-        sn=wire.new_sn(),
-        address="agent-a",
-        classname="Store",
-        method="blob",
-        args=[5_000],
-        replyto="caller-replies",
-    )
-    run(wire.parse_request(doc), big_dispatcher(), Replier(sent, limit=10_000))
+    run(blob_request(5_000), big_dispatcher(), Replier(sent, limit=10_000))
     assert sent.documents()[-1]["result"] == {"retval": "x" * 5_000}
