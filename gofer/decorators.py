@@ -48,7 +48,8 @@ class Marks:
     secret: Secret = None
     model: str | None = None
     pam_user: str | None = None
-    pam_service: str = "passwd"
+    #: None: agent.conf's ``[pam] service`` (``passwd`` unless set there).
+    pam_service: str | None = None
     interval: timedelta | None = None
     load: bool = False
     unload: bool = False
@@ -150,8 +151,11 @@ def unload(fn: F) -> F:
     return fn
 
 
-def pam(*, user: str, service: str = "passwd") -> Callable[[F], F]:
-    """Require the caller to log in (PAM) as ``user``, through ``service``."""
+def pam(*, user: str, service: str | None = None) -> Callable[[F], F]:
+    """Require the caller to log in (PAM) as ``user``, through ``service``.
+
+    Without ``service``, agent.conf's ``[pam] service`` (default ``passwd``) checks it.
+    """
 
     def mark(target: F) -> F:
         found = _marked(target)

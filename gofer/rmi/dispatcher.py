@@ -20,7 +20,8 @@ from gofer.rmi.wire import Request
 
 log = logging.getLogger(__name__)
 
-#: Checks PAM credentials: ``authenticate(user, password, service)`` raising on failure.
+#: Checks PAM credentials: ``authenticate(user, password, service)`` raising on failure;
+#: ``service`` is empty when the method names none (the agent's default applies).
 PamCheck = Callable[[str, str, str], None]
 
 
@@ -127,7 +128,7 @@ class Dispatcher:
                     f"{request.classname}.{request.method}(): login as {marks.pam_user} required"
                 )
             try:
-                self._pam(request.pam[0], request.pam[1], marks.pam_service)
+                self._pam(request.pam[0], request.pam[1], marks.pam_service or "")
             except Exception as exc:
                 raise NotAuthorized(
                     f"{request.classname}.{request.method}(): PAM login refused"

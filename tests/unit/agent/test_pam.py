@@ -12,8 +12,16 @@ from pathlib import Path
 
 import pytest
 
+from gofer.agent.config import load_agent_config
+from gofer.agent.daemon import Goferd
 from gofer.agent.pam import DEFAULT_SERVICE, PamError, authenticate
+from gofer.agent.paths import Paths
+from gofer.decorators import pam, remote
 from gofer.errors import GoferError
+from gofer.rmi import wire
+from gofer.rmi.catalog import Catalog, remote_class
+from gofer.rmi.context import Context
+from gofer.rmi.dispatcher import Dispatcher
 
 needs_root = pytest.mark.skipif(
     os.geteuid() != 0,
@@ -145,3 +153,66 @@ def test_missing_python_pam_names_the_package(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setitem(sys.modules, "pam", None)
     with pytest.raises(PamError, match="needs the 'python-pam' package"):
         authenticate("root", "pw")
+
+
+# -- which service checks a method's login ---------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def deny_service() -> Iterator[str]:
+    """A PAM service that refuses everyone."""
+    name = f"gofer-pam-deny-{secrets.token_hex(4)}"
+    path = Path("/etc/pam.d", name)
+    path.write_text("auth required pam_deny.so\naccount required pam_deny.so\n")
+    try:
+        yield name
+    finally:
+        path.unlink()
+
+
+def locked(user: str) -> Catalog:
+    """A class whose methods want a login as ``user``: one names its PAM service, one does not."""
+
+    class Locked:
+        @remote
+        @pam(user=user)
+        def agent_default(self) -> str:
+            return "in"
+
+        @remote
+        @pam(user=user, service="passwd")
+        def named(self) -> str:
+            return "in"
+
+    return Catalog("locked", {"Locked": remote_class(Locked)}, {}, [], [], [])
+
+
+def login_call(goferd: Goferd, user: LocalUser, method: str) -> dict[str, object]:
+    dispatcher = Dispatcher([locked(user.name)], pam=goferd._pam)
+    doc = wire.request_document(
+        sn=wire.new_sn(),
+        address="q",
+        classname="Locked",
+        method=method,
+        pam=(user.name, user.password),
+    )
+    request = wire.parse_request(doc)
+    return dispatcher.dispatch(request, Context(request.sn, None, _no_report, lambda: False))
+
+
+def _no_report(total: int, completed: int, details: object) -> None:
+    return None
+
+
+@needs_root
+def test_agent_conf_pam_service_checks_methods_that_name_none(
+    tmp_path: Path, local_user: LocalUser, deny_service: str
+) -> None:
+    (tmp_path / "etc/gofer").mkdir(parents=True)
+    (tmp_path / "etc/gofer/agent.conf").write_text(f"[pam]\nservice={deny_service}\n")
+    paths = Paths.under(tmp_path)
+    goferd = Goferd(paths, load_agent_config(paths))
+    refused = login_call(goferd, local_user, "agent_default")
+    assert refused.get("xclass") == "NotAuthorized", refused
+    # A method that names its service keeps it.
+    assert login_call(goferd, local_user, "named") == {"retval": "in"}
