@@ -500,6 +500,7 @@ class Goferd:
             self.manage,
             socket_path=settings.socket,
             tcp=tcp,
+            tcp_handler=self.manage_untrusted,
             allowed_uids=frozenset({0, os.geteuid()}),
         )
         self.management.start()
@@ -510,6 +511,24 @@ class Goferd:
             with self._plugins_lock:
                 return self._manage(command, args)
         return self._manage(command, args)
+
+    def manage_untrusted(self, command: str, args: dict[str, Any]) -> Any:
+        """Handle a management command from the TCP port, where anyone local may connect.
+
+        ``load`` takes only descriptors of the descriptor directory: anything
+        else would let any local user have goferd load a descriptor of their
+        own and run an installed plugin's methods as root.
+        """
+        if command == "load":
+            path = Path(_text(args, "path")).resolve()
+            directory = self.paths.descriptors.resolve()
+            if directory not in path.parents:
+                log.warning("management over TCP: load of %s refused (not in %s)", path, directory)
+                raise ManagementError(
+                    f"over TCP, only descriptors in {directory} can be loaded;"
+                    " use the management socket (gofer mgt as root) for others"
+                )
+        return self.manage(command, args)
 
     def _manage(self, command: str, args: dict[str, Any]) -> Any:
         if command == "show":

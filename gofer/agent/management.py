@@ -107,6 +107,8 @@ class ManagementServer:
         socket_path: the unix socket to create, or None for none.
         tcp: ``(host, port)`` to listen on as well, or None (the default)
             for no TCP listener. The host is bound exactly as given.
+        tcp_handler: runs the commands that come over TCP, where nobody's
+            identity is known (default: ``handler``); it may refuse some.
         allowed_uids: the users served on the unix socket.
         idle_timeout: seconds a connection may stay silent.
         max_connections: connections served at once.
@@ -121,6 +123,7 @@ class ManagementServer:
         *,
         socket_path: Path | None,
         tcp: tuple[str, int] | None = None,
+        tcp_handler: Handler | None = None,
         allowed_uids: frozenset[int] = frozenset({0}),
         idle_timeout: float = IDLE_TIMEOUT,
         max_connections: int = MAX_CONNECTIONS,
@@ -128,6 +131,7 @@ class ManagementServer:
         if socket_path is None and tcp is None:
             raise ValueError("the management server needs a socket path or a TCP address")
         self._handler = handler
+        self._tcp_handler = tcp_handler or handler
         self._socket_path = socket_path
         self._tcp = tcp
         self._allowed_uids = allowed_uids
@@ -263,7 +267,7 @@ class ManagementServer:
             self._connections.add(connection)
         thread = threading.Thread(
             target=self._serve,
-            args=(connection,),
+            args=(connection, self._handler if check_peer else self._tcp_handler),
             name="gofer-management-connection",
             daemon=True,
         )
@@ -292,11 +296,11 @@ class ManagementServer:
         _refuse(connection, f"permission denied: uid {uid} may not manage goferd (run as root)")
         return False
 
-    def _serve(self, connection: socket.socket) -> None:
+    def _serve(self, connection: socket.socket, handler: Handler) -> None:
         try:
             connection.settimeout(self._idle_timeout)
             with connection, connection.makefile("rb") as reader:
-                while self._serve_one(connection, reader):
+                while self._serve_one(connection, reader, handler):
                     pass
         except TimeoutError:
             log.debug("management connection idle for %gs; closed", self._idle_timeout)
@@ -307,7 +311,7 @@ class ManagementServer:
                 self._connections.discard(connection)
             self._slots.release()
 
-    def _serve_one(self, connection: socket.socket, reader: BinaryIO) -> bool:
+    def _serve_one(self, connection: socket.socket, reader: BinaryIO, handler: Handler) -> bool:
         """Answer one request line; False when the connection is done."""
         line = reader.readline(MAX_LINE + 1)
         if not line or self._stopping.is_set():
@@ -316,26 +320,26 @@ class ManagementServer:
             log.warning("management request longer than %d bytes; connection closed", MAX_LINE)
             connection.sendall(_encode(_failure(f"request line longer than {MAX_LINE} bytes")))
             return False
-        connection.sendall(self._answer(line))
+        connection.sendall(self._answer(line, handler))
         return True
 
-    def _answer(self, line: bytes) -> bytes:
+    def _answer(self, line: bytes, handler: Handler) -> bytes:
         """Run one request line through the handler; the encoded answer."""
         try:
             command, args = _parse_request(line)
         except ManagementError as exc:
             return _encode(_failure(str(exc)))
-        response = self._run(command, args)
+        response = self._run(command, args, handler)
         try:
             return _encode(response)
         except (TypeError, ValueError) as exc:
             log.error("management command %s returned a result that is not JSON: %s", command, exc)
             return _encode(_failure(f"the result of {command!r} cannot be sent as JSON"))
 
-    def _run(self, command: str, args: dict[str, Any]) -> dict[str, Any]:
+    def _run(self, command: str, args: dict[str, Any], handler: Handler) -> dict[str, Any]:
         log.debug("management command %s %s", command, args)
         try:
-            return {"ok": True, "result": self._handler(command, args)}
+            return {"ok": True, "result": handler(command, args)}
         except ManagementError as exc:
             log.info("management command %s failed: %s", command, exc)
             return _failure(str(exc))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from gofer.agent.management import ManagementClient, ManagementError
 from tests.e2e.conftest import REPO
 from tests.faults.conftest import FaultGoferd
 
@@ -101,3 +103,43 @@ def test_a_socket_left_open_still_refuses_nobody(
     assert refused.stdout == ""
     assert "uid 65534" in goferd.log()  # and the refusal is logged
     assert goferd.mgt("show")["plugins"][0]["name"] == "faults"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_tcp_port_loads_only_descriptors_of_the_descriptor_directory(
+    fault_goferd, tmp_path: Path
+) -> None:
+    """Anyone local reaches the TCP port: a descriptor of their own must not load as root."""
+    goferd: FaultGoferd = fault_goferd(start=False)
+    port = free_port()
+    conf = goferd.root / "etc/gofer/agent.conf"
+    conf.write_text(
+        conf.read_text()
+        .replace("enabled=0", "enabled=1")
+        .replace("host=localhost", "host=127.0.0.1")
+        .replace("port=5650", f"port={port}")
+    )
+    goferd.start()
+    tcp = ManagementClient(tcp=("127.0.0.1", port), timeout=30)
+    installed = goferd.root / "etc/gofer/plugins/faults.conf"
+    own = tmp_path / "faults.conf"  # the name picks the installed plugin
+    own.write_text(installed.read_text())
+    tcp.call("unload", name="faults")
+    with pytest.raises(ManagementError, match="only descriptors in"):
+        tcp.call("load", path=str(own))
+    assert "refused" in goferd.log()
+    # A symbolic link into the directory is judged by where it leads.
+    link = goferd.root / "etc/gofer/plugins/link.conf"
+    link.symlink_to(own)
+    with pytest.raises(ManagementError, match="only descriptors in"):
+        tcp.call("load", path=str(link))
+    link.unlink()
+    assert tcp.call("load", path=str(installed)) == {"loaded": "faults"}
+    # The management socket (root only) still loads from anywhere.
+    goferd.mgt("unload", name="faults")
+    assert goferd.mgt("load", path=str(own)) == {"loaded": "faults"}
