@@ -66,6 +66,7 @@ import re
 import reprlib
 import selectors
 import signal
+import stat
 import struct
 import sys
 import time
@@ -370,6 +371,7 @@ def _child(
     status = _EX_SOFTWARE
     try:
         os.close(read_fd)
+        _close_inherited_sockets(keep={write_fd})
         os.setpgid(0, 0)
         _reset_signals()
         streams = _fresh_std_streams()
@@ -392,6 +394,52 @@ def _child_call(write_fd: int, call: Call, context: Context, mask: Iterable[int]
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
     channel.send_outcome(outcome)
     return 0
+
+
+def _close_inherited_sockets(keep: set[int]) -> None:
+    """Close the agent's sockets the child inherited (its logging's excepted).
+
+    A child that outlives a killed agent would otherwise hold the agent's
+    broker connections (and the messages they were delivered), its
+    management listener and whatever else it had open to the network; the
+    agent's locked files close themselves at fork (``os.register_at_fork``).
+    Files the plugin opened stay open; its sockets close with the agent's.
+    """
+    keep = keep | {0, 1, 2} | _logging_fds()
+    for fd in _open_fds():
+        if fd in keep:
+            continue
+        try:
+            if stat.S_ISSOCK(os.fstat(fd).st_mode):
+                os.close(fd)
+        except OSError:
+            continue
+
+
+def _open_fds() -> list[int]:
+    """The process's open descriptors (from /proc; every possible one without it)."""
+    try:
+        return sorted(int(name) for name in os.listdir("/proc/self/fd"))
+    except OSError:
+        return list(range(3, min(os.sysconf("SC_OPEN_MAX"), 65536)))
+
+
+def _logging_fds() -> set[int]:
+    """The descriptors logging handlers write to (the child may log, as the agent does)."""
+    loggers = [logging.getLogger()] + [
+        found
+        for found in logging.Logger.manager.loggerDict.values()
+        if isinstance(found, logging.Logger)
+    ]
+    fds: set[int] = set()
+    for logger in loggers:
+        for handler in logger.handlers:
+            for attribute in ("stream", "socket", "_socket", "sock"):
+                fileno = getattr(getattr(handler, attribute, None), "fileno", None)
+                if callable(fileno):
+                    with contextlib.suppress(Exception):
+                        fds.add(int(fileno()))
+    return fds
 
 
 def _reset_signals() -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from gofer.agent.plugin import Plugin
 from gofer.agent.rmi import Context
-from gofer.decorators import remote
+from gofer.decorators import fork, remote
 
 plugin = Plugin.find(__name__)
 
@@ -38,3 +38,12 @@ class Fault:
             time.sleep(float(seconds))
         _record("end", sn, tag)
         return tag
+
+    @remote
+    @fork
+    def forked(self, tag, seconds=0.0):
+        """As ``work``, in a child process; its pid goes to ``<marks>/children``."""
+        path = Path(plugin.cfg.faults.marks) / "children"
+        with path.open("a") as children:
+            children.write(f"{os.getpid()}\n")
+        return self.work(tag, seconds)
