@@ -33,8 +33,10 @@ per call. Forking keeps the object as it is, for a few milliseconds.
 
 Forking a threaded process copies only the forking thread, and a lock that
 another thread held at that moment stays locked in the child forever. The
-child is therefore kept small: it resets inherited signal handlers and the
-signal wake-up fd (so the agent's own shutdown handlers never run in it),
+child is therefore kept small: it closes the agent's sockets (broker
+connections, management listeners; not logging's), so that a child outliving
+a killed agent holds nothing the next agent needs, resets inherited signal
+handlers and the signal wake-up fd (so the agent's own shutdown handlers never run in it),
 puts fresh ``sys.stdout``/``sys.stderr`` objects over fds 1 and 2 (so it
 neither blocks on a buffer lock nor repeats the agent's unflushed output),
 runs the method, writes to its pipe, and leaves with :func:`os._exit` (no
