@@ -105,6 +105,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import NamedTuple
 
+from gofer.agent.paths import make_directory, unsafe_directory
 from gofer.errors import GoferError
 from gofer.rmi.wire import valid_sn
 
@@ -598,7 +599,7 @@ class Journal:
         if len(data) < len(FILE_MAGIC) and FILE_MAGIC.startswith(data):
             return self._rewrite()  # new, or its creation was interrupted
         if not data.startswith(FILE_MAGIC):
-            raise JournalError(f"{path} is not a gofer journal (or not one we can read)")
+            return self._salvage(path, data)
         if self._replay(data, path):
             log.warning("journal %s: rewriting the log without its damaged parts", path)
             return self._rewrite()
@@ -607,6 +608,32 @@ class Journal:
         except OSError as exc:
             raise JournalError(f"cannot open {path}: {exc}") from exc
         return fd, len(data)
+
+    def _salvage(self, path: Path, data: bytes) -> tuple[int, int]:
+        """Move a log whose header is not ours aside, and start anew with what records it holds.
+
+        Refusing to open would stop goferd at every start (systemd restarting
+        it for ever) over a file an operator has to look at anyway: it is
+        kept, renamed, and the records found in it are taken over.
+        """
+        aside = path.with_name(f"{LOG_NAME}.damaged-{time.strftime('%Y%m%dT%H%M%S')}")
+        try:
+            os.replace(path, aside)
+        except OSError as exc:
+            raise JournalError(
+                f"{path} is not a gofer journal, and cannot be moved: {exc}"
+            ) from exc
+        start = data.find(RECORD_MAGIC)
+        if start >= 0:
+            self._replay(FILE_MAGIC + data[start:], aside)
+        log.error(
+            "journal %s: not a gofer journal (damaged header); moved to %s, %d request(s) taken"
+            " over from it",
+            path,
+            aside,
+            len(self._state.pending),
+        )
+        return self._rewrite()
 
     def _replay(self, data: bytes, path: Path) -> bool:
         """Fold the log's records into the state; True if any part was damaged."""
@@ -925,9 +952,13 @@ def _take_lock(directory: Path) -> int:
     path = directory / LOCK_NAME
     try:
         if not directory.exists():
-            directory.mkdir(mode=0o700, parents=True)
+            make_directory(directory, 0o700)
             _fsync_directory(directory.parent)  # so the journal's own entry survives a crash
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        # Whoever owns it can read every request and plant new ones: goferd's user only.
+        unsafe = unsafe_directory(directory, {os.geteuid()})
+        if unsafe is not None:
+            raise JournalError(f"refusing the journal directory: {unsafe}")
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
     except OSError as exc:
         raise JournalError(f"cannot use the journal directory {directory}: {exc}") from exc
     try:

@@ -64,6 +64,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, BinaryIO
 
+from gofer.agent.paths import make_directory, unsafe_directory
 from gofer.errors import GoferError
 
 log = logging.getLogger(__name__)
@@ -468,21 +469,12 @@ def _prepare_directory(directory: Path) -> None:
         ManagementError: the directory is unsafe or cannot be created.
     """
     try:
-        directory.mkdir(mode=0o755, parents=True, exist_ok=True)
-        info = directory.stat()
+        make_directory(directory, 0o755)
+        unsafe = unsafe_directory(directory, {0, os.geteuid()})
     except OSError as exc:
         raise ManagementError(f"cannot create the management directory {directory}: {exc}") from exc
-    if info.st_uid not in {0, os.geteuid()}:
-        raise ManagementError(
-            f"refusing the management directory {directory}: owned by uid {info.st_uid}, "
-            "not by root or goferd's user"
-        )
-    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        raise ManagementError(
-            f"refusing the management directory {directory}: mode "
-            f"{stat.S_IMODE(info.st_mode):04o} lets other users replace the socket; "
-            "use 0755 or stricter"
-        )
+    if unsafe is not None:
+        raise ManagementError(f"refusing the management directory: {unsafe}")
 
 
 def _remove_stale_socket(path: Path) -> None:

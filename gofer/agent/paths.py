@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import stat
+from collections.abc import Collection
 from pathlib import Path
 
 #: The environment variable naming the root when none is given.
@@ -101,3 +103,49 @@ class Paths:
         """
         chosen = root or os.environ.get(ROOT_VARIABLE) or "/"
         return cls.under(chosen)
+
+
+def make_directory(directory: Path, mode: int) -> None:
+    """Create ``directory`` with exactly ``mode``, and its missing parents with 0755.
+
+    ``Path.mkdir(mode=...)`` gives the mode less the process umask, and
+    parents the umask's default: an agent started with ``umask 077`` would
+    make directories other tools cannot walk, one with ``umask 000``
+    directories anyone can write to. An existing directory is left as it is.
+
+    Raises:
+        OSError: a directory cannot be created.
+    """
+    missing: list[Path] = []
+    current = directory
+    while not current.exists():
+        missing.append(current)
+        current = current.parent
+    for path in reversed(missing):
+        try:
+            os.mkdir(path, 0o700)
+        except FileExistsError:  # made meanwhile by someone else: theirs to set
+            continue
+        os.chmod(path, mode if path == directory else 0o755)
+
+
+def unsafe_directory(directory: Path, owners: Collection[int]) -> str | None:
+    """Why goferd must not keep its files in ``directory``; None when it may.
+
+    It must belong to one of ``owners``, and no other user may write to it
+    (or they could replace goferd's files, or plant links in their place).
+
+    Raises:
+        OSError: it cannot be examined.
+    """
+    info = os.stat(directory)
+    if not stat.S_ISDIR(info.st_mode):
+        return f"{directory} is not a directory"
+    if info.st_uid not in owners:
+        return f"{directory} is owned by uid {info.st_uid}, not by goferd's user"
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return (
+            f"{directory} has mode {stat.S_IMODE(info.st_mode):04o}: other users could"
+            " replace its files (use 0755 or stricter)"
+        )
+    return None

@@ -18,7 +18,7 @@ from gofer import __version__
 from gofer.agent import logs, notify
 from gofer.agent.config import load_agent_config
 from gofer.agent.daemon import Goferd
-from gofer.agent.paths import Paths
+from gofer.agent.paths import Paths, make_directory, unsafe_directory
 from gofer.errors import GoferError
 
 log = logging.getLogger("gofer.goferd")
@@ -133,8 +133,15 @@ def pid_lock(path: Path) -> Iterator[None]:
     Raises:
         GoferError: another goferd holds it.
     """
-    path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        make_directory(path.parent, 0o755)
+        unsafe = unsafe_directory(path.parent, {0, os.geteuid()})
+        if unsafe is not None:
+            raise GoferError(f"refusing the pid file's directory: {unsafe}")
+        # Never through a link: root would write (and lock) whatever it points to.
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    except OSError as exc:
+        raise GoferError(f"cannot use the pid file {path}: {exc}") from exc
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

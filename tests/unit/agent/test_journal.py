@@ -278,16 +278,37 @@ def test_a_damaged_record_in_the_middle_loses_only_itself(
     assert "damaged bytes" in caplog.text
 
 
-def test_a_file_that_is_not_a_journal_is_refused_and_kept(
-    opened: Callable[..., Journal], directory: Path
+def test_a_file_that_is_not_a_journal_is_moved_aside_and_a_new_one_starts(
+    opened: Callable[..., Journal], directory: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    # Refusing it would stop goferd at every start, restarted for ever.
     directory.mkdir()
     (directory / LOG_NAME).write_bytes(b"something else entirely\n")
 
-    with pytest.raises(JournalError, match="not a gofer journal"):
-        opened()
+    journal = opened()
 
-    assert (directory / LOG_NAME).read_bytes() == b"something else entirely\n"
+    assert journal.pending() == []
+    [aside] = directory.glob(f"{LOG_NAME}.damaged-*")
+    assert aside.read_bytes() == b"something else entirely\n"
+    assert "not a gofer journal" in caplog.text
+    assert str(aside) in caplog.text
+    journal.write(entry())  # and the new one works
+
+
+def test_a_damaged_header_keeps_the_records_behind_it(
+    opened: Callable[..., Journal], directory: Path
+) -> None:
+    journal = opened()
+    entries = [entry(), entry()]
+    for each in entries:
+        journal.write(each)
+    journal.close()
+    log_file = directory / LOG_NAME
+    data = log_file.read_bytes()
+    log_file.write_bytes(b"\xff" * 8 + data[8:])
+
+    assert opened().pending() == entries
+    assert len(list(directory.glob(f"{LOG_NAME}.damaged-*"))) == 1
 
 
 def test_compaction_keeps_the_log_bounded(

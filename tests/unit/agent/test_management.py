@@ -233,7 +233,7 @@ def test_socket_is_0600_in_a_directory_no_one_else_can_write(
 def test_directory_others_can_write_is_refused(socket_path: Path) -> None:
     socket_path.parent.mkdir()
     socket_path.parent.chmod(0o777)
-    with pytest.raises(ManagementError, match="lets other users replace the socket"):
+    with pytest.raises(ManagementError, match="other users could replace its files"):
         ManagementServer(handler, socket_path=socket_path).start()
     assert not socket_path.exists()
 
