@@ -11,8 +11,10 @@ Example::
             raise UpdateFailed(status, output)
         return output
 
-Each line the command prints (stdout and stderr, merged) is sent to the caller
-as the ``details`` of a progress report when a remote call is running, and a
+The lines the command prints (stdout and stderr, merged) are sent to the caller
+as the ``details`` of progress reports when a remote call is running: at most
+one report each ``REPORT_INTERVAL`` seconds, holding the lines printed since
+the last one (joined by newlines; the last line always goes), and a
 cancelled call stops the command. The command runs in a process group of its
 own, so stopping it also stops whatever it started.
 """
@@ -35,6 +37,9 @@ log = logging.getLogger(__name__)
 
 #: Seconds between checks for cancellation (and the timeout) while a command runs.
 POLL_INTERVAL = 0.2
+#: Shortest time between two progress reports of output lines: a command
+#: printing thousands of lines must not send thousands of messages.
+REPORT_INTERVAL = 0.25
 #: Seconds a process group has between SIGTERM and SIGKILL.
 TERMINATE_GRACE = 2.0
 #: Status for a command that ran out of time (as timeout(1) reports it).
@@ -180,6 +185,7 @@ class _Run:
             while True:
                 if selector.select(POLL_INTERVAL) and not self._read():
                     return self._await_exit()
+                self.lines.tick()
                 forced = self._stop_status()
                 if forced is not None:
                     kill_group(self.process.pid, self.grace)
@@ -223,23 +229,33 @@ class _Run:
 
 
 class _Lines:
-    """Decodes output, keeps it, and reports each complete line as progress."""
+    """Decodes output, keeps it, and reports its lines as progress, a few times a second."""
 
     def __init__(self, context: Context | None) -> None:
         self.context = context
         self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self.parts: list[str] = []
         self.partial = ""
+        self.held: list[str] = []
+        self.reported = float("-inf")
 
     def feed(self, chunk: bytes) -> None:
         self._add(self.decoder.decode(chunk))
+        self.tick()
+
+    def tick(self) -> None:
+        """Report the lines held back, once ``REPORT_INTERVAL`` has passed since the last report."""
+        if self.held and time.monotonic() - self.reported >= REPORT_INTERVAL:
+            self._report()
 
     def close(self) -> None:
-        """Report the last line even when it has no newline."""
+        """Report what is left, the last line even when it has no newline."""
         self._add(self.decoder.decode(b"", final=True))
         if self.partial:
-            self._report(self.partial)
+            self.held.append(self.partial)
             self.partial = ""
+        if self.held:
+            self._report()
 
     def text(self) -> str:
         return "".join(self.parts)
@@ -249,13 +265,15 @@ class _Lines:
             return
         self.parts.append(text)
         *complete, self.partial = (self.partial + text).split("\n")
-        for line in complete:
-            self._report(line.rstrip("\r"))
+        if self.context is not None:
+            self.held.extend(line.rstrip("\r") for line in complete)
 
-    def _report(self, line: str) -> None:
+    def _report(self) -> None:
+        lines, self.held = self.held, []
+        self.reported = time.monotonic()
         if self.context is not None:
             progress = self.context.progress
-            progress.relay(progress.total, progress.completed, line)
+            progress.relay(progress.total, progress.completed, "\n".join(lines))
 
 
 def _status(returncode: int) -> int:

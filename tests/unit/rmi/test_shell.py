@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from gofer.rmi.context import Context, activate
-from gofer.rmi.shell import CANNOT_EXECUTE, NOT_FOUND, TIMED_OUT, Shell
+from gofer.rmi.shell import CANNOT_EXECUTE, NOT_FOUND, REPORT_INTERVAL, TIMED_OUT, Shell
 
 
 def gone(pid: int, within: float = 3.0) -> bool:
@@ -72,13 +72,24 @@ def test_bad_arguments_are_a_programming_error() -> None:
         Shell().run("echo", "a", shell=True)
 
 
-def test_each_line_is_reported_as_progress_details() -> None:
+def test_every_line_is_reported_as_progress_details() -> None:
     lines = Lines()
     with activate(lines.context()):
         status, output = Shell().run("printf", "one\\ntwo\\r\\nthree")
     assert status == 0
     assert output == "one\ntwo\r\nthree"
-    assert lines.details == ["one", "two", "three"]
+    assert "\n".join(lines.details).split("\n") == ["one", "two", "three"]
+
+
+def test_many_lines_make_a_few_reports_a_second_and_none_is_lost() -> None:
+    lines = Lines()
+    started = time.monotonic()
+    with activate(lines.context()):
+        status, _ = Shell().run("sh", "-c", "seq 1 20000; sleep 0.6; echo last")
+    took = time.monotonic() - started
+    assert status == 0
+    assert "\n".join(lines.details).split("\n") == [*map(str, range(1, 20001)), "last"]
+    assert len(lines.details) <= took / REPORT_INTERVAL + 2, len(lines.details)
 
 
 def test_works_without_a_call_context() -> None:
