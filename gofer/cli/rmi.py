@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import getpass
 import json
 import os
@@ -39,7 +40,10 @@ EXIT_REJECTED = 4
 EXIT_MESSAGING = 5
 EXIT_INTERRUPTED = 130
 
-PASSWORD_ENV = "GOFER_PASSWORD"  # noqa: S105 - the name of a variable, not a password
+# Names of environment variables, not secrets:
+PASSWORD_ENV = "GOFER_PASSWORD"  # noqa: S105
+BROKER_PASSWORD_ENV = "GOFER_BROKER_PASSWORD"  # noqa: S105
+SECRET_ENV = "GOFER_SECRET"  # noqa: S105
 
 _KEYWORD = re.compile(r"^([A-Za-z_]\w*)=(.*)$", re.DOTALL)
 _IDENTIFIER = re.compile(r"^[A-Za-z_]\w*$")
@@ -53,9 +57,12 @@ arguments:
 
 durations (-w, -x): seconds, or with a suffix: 30s, 5m, 2h, 1d.
 
-The PAM password may be given in ${PASSWORD_ENV} instead of --password, so
-that it does not show in the process list; with --user and neither, it is
-asked for when standard input is a terminal.
+Secrets on the command line show in the process list; give them in the
+environment instead: the PAM password in ${PASSWORD_ENV} (with --user and
+neither, it is asked for when standard input is a terminal), the shared
+secret in ${SECRET_ENV}, and the broker password in ${BROKER_PASSWORD_ENV},
+which completes a -u URL that names a user and no password
+(-u amqps://agent@mq.example.com).
 
 exit status:
   {EXIT_OK}    success; the result (or the serial number) is on standard output
@@ -141,7 +148,9 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="JSON",
         help='constructor arguments: [[args...], {"kw": value}], or a list of arguments',
     )
-    parser.add_argument("--secret", help="the shared secret the method requires")
+    parser.add_argument(
+        "--secret", help=f"the shared secret the method requires (better: ${SECRET_ENV})"
+    )
     parser.add_argument("--user", help="the PAM user the method requires")
     parser.add_argument("--password", help=f"the PAM password (better: ${PASSWORD_ENV})")
     parser.add_argument("--cacert", metavar="PATH", help="CA certificates for amqps URLs")
@@ -275,6 +284,8 @@ def run_rmi(
     if duplicate:
         args.parser.error(f"keyword argument {duplicate!r} given more than once")
     password = args.password or os.environ.get(PASSWORD_ENV) or _ask_password(args.user)
+    args.secret = args.secret or os.environ.get(SECRET_ENV)
+    args.url = _with_broker_password(args.url)
     redact = _Redactor([Url.parse(args.url).password, password, args.secret])
     progress = Progress(err)
     agent = (agent_factory or Agent)(args.url, args.address, **_options(args, password, progress))
@@ -334,6 +345,15 @@ def _split_arguments(
         else:
             keywords[name] = item
     return positional, keywords, None
+
+
+def _with_broker_password(url: str) -> str:
+    """The URL, with ``$GOFER_BROKER_PASSWORD`` when it names a user and no password."""
+    parsed = Url.parse(url)
+    password = os.environ.get(BROKER_PASSWORD_ENV)
+    if password and parsed.userid is not None and parsed.password is None:
+        return dataclasses.replace(parsed, password=password).secret()
+    return url
 
 
 def _ask_password(user: str | None) -> str | None:

@@ -96,7 +96,8 @@ def gofer(
     agent: FakeAgent, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> Callable[..., Run]:
     """Runs ``gofer`` through ``main()`` with the fake agent behind ``run_rmi``."""
-    monkeypatch.delenv(rmi.PASSWORD_ENV, raising=False)
+    for name in (rmi.PASSWORD_ENV, rmi.SECRET_ENV, rmi.BROKER_PASSWORD_ENV):
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(rmi, "Agent", agent.factory)
 
     def gofer(*argv: str) -> Run:
@@ -248,6 +249,22 @@ def test_the_password_may_come_from_the_environment(
     monkeypatch.setenv(rmi.PASSWORD_ENV, "from-env")
     assert gofer(*BASE, "--user", "jim").status == 0
     assert agent.options["password"] == "from-env"
+
+
+def test_the_secret_and_broker_password_may_come_from_the_environment(
+    gofer: Callable[..., Run], agent: FakeAgent, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # On the command line both would show in the process list.
+    monkeypatch.setenv(rmi.SECRET_ENV, "shared-from-env")
+    monkeypatch.setenv(rmi.BROKER_PASSWORD_ENV, "broker-from-env")
+    assert gofer(*BASE, "-u", "amqps://agent@mq.example.com/prod").status == 0
+    assert agent.options["secret"] == "shared-from-env"
+    assert agent.url == "amqps://agent:broker-from-env@mq.example.com:5671/prod"
+    # A password in the URL itself wins; a URL without a user takes none.
+    assert gofer(*BASE, "-u", "amqp://agent:given@mq").status == 0
+    assert agent.url == "amqp://agent:given@mq"
+    assert gofer(*BASE, "-u", "amqp://mq").status == 0
+    assert agent.url == "amqp://mq"
 
 
 @pytest.mark.parametrize(
