@@ -32,7 +32,7 @@ from gofer.agent.management import ManagementError, ManagementServer
 from gofer.agent.monitor import Changes, DescriptorWatch
 from gofer.agent.paths import Paths
 from gofer.agent.plugin import Plugin, PluginContainer, PluginError
-from gofer.agent.runner import PluginRunner
+from gofer.agent.runner import PluginRunner, carries_secrets
 from gofer.agent.scheduler import Scheduler
 from gofer.errors import ConfigError, GoferError
 from gofer.messaging import auth
@@ -436,7 +436,7 @@ class Goferd:
         if replier is not None:
             replier.reject(request, rejected)
         self._kept.discard(entry.sn)
-        self.journal.finish(entry.sn)
+        self.journal.finish(entry.sn, scrub=carries_secrets(request))
 
     def _replier_of(self, plugin: str, descriptor: Descriptor | None) -> Replier | None:
         """Where a plugin without a runner answers: its last runner's replier, or its broker's."""

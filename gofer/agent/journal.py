@@ -245,6 +245,7 @@ class Journal:
         self._enqueued = self._committed = 0
         self._closing = self._stopped = self._committing = False
         self._failure: BaseException | None = None
+        self._scrub: set[str] = set()  # finishing requests whose bodies must leave the log
         self._state = _State(finished_capacity)
         self._lock_fd = _take_lock(self.directory)
         try:
@@ -295,17 +296,29 @@ class Journal:
         if ops:
             self._commit(*ops)
 
-    def finish(self, sn: str, *, wait: bool = True) -> None:
+    def finish(self, sn: str, *, wait: bool = True, scrub: bool = False) -> None:
         """Forget a request that has its final reply; returns once that is durable.
 
         The sn is remembered as finished whether or not it was pending, so a
         request answered without being journaled (rejected, expired) is also
         recognised when the broker delivers it again.
 
+        Args:
+            sn: the request's serial number.
+            wait: return only once the finish is durable.
+            scrub: the request carried secrets (a shared secret, a PAM
+                password): once the finish is durable the log is rewritten
+                at once, so that its body does not stay in the file until a
+                compaction would come by itself.
+
         Raises:
             JournalError: an invalid sn, the journal is closed, or the disk failed.
         """
-        self._commit(_Op(FINISH, check_sn(sn), _encode_mark(FINISH, sn)), wait=wait)
+        check_sn(sn)
+        if scrub:
+            with self._lock:
+                self._scrub.add(sn)
+        self._commit(_Op(FINISH, sn, _encode_mark(FINISH, sn)), wait=wait)
 
     def cancel(self, sn: str) -> bool:
         """Mark a pending or future request as cancelled; returns once that is durable.
@@ -532,13 +545,18 @@ class Journal:
                 self._size += len(data)
             finally:
                 self._lock.acquire()
+            scrubbed = False
             for op in batch:
                 self._state.apply(op.kind, op.value)
+                if op.kind == FINISH and op.value in self._scrub:
+                    self._scrub.discard(op.value)
+                    scrubbed = True
             self._committed = ticket
-            if self._size > max(self._compact_bytes, self._compact_retry_at, self._live_limit()):
+            big = self._size > max(self._compact_bytes, self._compact_retry_at, self._live_limit())
+            if big or scrubbed:
                 self._lock.release()
                 try:
-                    self._compact()
+                    self._compact(quiet=not big)
                 finally:
                     self._lock.acquire()
         except Exception as exc:
@@ -653,7 +671,7 @@ class Journal:
         log.info("journal %s: %d pending entries", path, len(self._state.pending))
         return damaged
 
-    def _compact(self) -> None:
+    def _compact(self, quiet: bool = False) -> None:
         before = self._size
         try:
             self._fd_swap(*self._rewrite())
@@ -663,8 +681,12 @@ class Journal:
             log.warning("journal %s: cannot compact the log, will retry: %s", self.directory, exc)
             return
         self._compact_retry_at = 0
-        log.info(
-            "journal %s: compacted the log from %d to %d bytes", self.directory, before, self._size
+        log.log(
+            logging.DEBUG if quiet else logging.INFO,
+            "journal %s: compacted the log from %d to %d bytes",
+            self.directory,
+            before,
+            self._size,
         )
 
     def _fd_swap(self, fd: int, size: int) -> None:

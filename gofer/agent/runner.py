@@ -509,7 +509,7 @@ class PluginRunner:
                 keep=self._keeper(request),
             )
         # Need not wait: until it is durable a replay resends the kept result.
-        self.journal.finish(request.sn, wait=False)
+        self.journal.finish(request.sn, wait=False, scrub=carries_secrets(request))
 
     def _keeper(self, request: Request) -> Callable[[dict[str, Any]], None] | None:
         """What keeps a request's result in the journal before it is sent.
@@ -547,6 +547,11 @@ class PluginRunner:
 
     def describe(self) -> dict[str, Any]:
         return {"queue": str(self.address), "threads": self.threads, "running": self.running()}
+
+
+def carries_secrets(request: Request) -> bool:
+    """True for a request whose body holds a shared secret or a PAM password."""
+    return request.secret is not None or request.pam is not None
 
 
 def _interrupted(request: Request) -> dict[str, Any]:

@@ -616,3 +616,30 @@ def test_a_batch_with_a_stranger_writes_nothing(opened: Callable[..., Journal]) 
     with pytest.raises(JournalError, match="not a journal entry"):
         journal.write_many([(entry(), False), ("not an entry", False)])  # type: ignore[list-item]
     assert journal.pending() == []
+
+
+def test_finish_with_scrub_leaves_no_trace_of_the_body_in_the_log(
+    opened: Callable[..., Journal], directory: Path
+) -> None:
+    journal = opened()
+    kept = entry(body=b'{"pam": {"user": "root", "password": "kept-until-it-runs"}}')
+    secret = entry(body=b'{"secret": "hunter2-must-not-stay"}')
+    journal.write(kept)
+    journal.write(secret)
+    journal.finish(secret.sn, scrub=True)
+
+    data = (directory / LOG_NAME).read_bytes()
+    assert b"hunter2-must-not-stay" not in data
+    assert b"kept-until-it-runs" in data  # still pending: needed to run it
+    assert journal.is_finished(secret.sn)
+    assert reopen(journal, opened).pending() == [kept]
+
+
+def test_finish_without_scrub_leaves_the_log_to_compact_later(
+    opened: Callable[..., Journal], directory: Path
+) -> None:
+    journal = opened()
+    plain = entry(body=b'{"plain": "stays-until-compaction"}')
+    journal.write(plain)
+    journal.finish(plain.sn)
+    assert b"stays-until-compaction" in (directory / LOG_NAME).read_bytes()

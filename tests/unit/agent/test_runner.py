@@ -283,3 +283,28 @@ def test_redelivery_of_a_message_checked_but_never_journaled_runs_once(
     )
     connection.incoming.put(auth.sign(HmacAuthenticator(KEY), doc))
     assert connection.reply(str(doc["sn"]))["result"] == {"retval": "once"}
+
+
+def test_a_finished_request_leaves_its_secret_and_pam_password_out_of_the_journal(
+    make_runner: Callable[..., tuple[PluginRunner, ScriptedConnection]],
+    journal: Journal,
+) -> None:
+    _, connection = make_runner()
+    doc = wire.request_document(
+        sn=wire.new_sn(),
+        address=QUEUE,
+        classname="Slow",
+        method="echo",
+        args=["done"],
+        replyto=REPLIES,
+        secret="shared-secret-0001",
+        pam=("someone", "pam-password-0002"),
+    )
+    connection.incoming.put(doc.dump())
+    assert connection.reply(str(doc["sn"]))["result"] == {"retval": "done"}
+    deadline = time.monotonic() + 10
+    log_file = journal.directory / "journal.log"
+    while b"pam-password-0002" in log_file.read_bytes():
+        assert time.monotonic() < deadline, "the password stayed in the journal"
+        time.sleep(0.05)
+    assert b"shared-secret-0001" not in log_file.read_bytes()
