@@ -797,9 +797,7 @@ def report(gofer: Side, floor: Side, bare: Side) -> None:
         )
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     for number, row in enumerate(table):
-        cells = [row[0].ljust(widths[0])] + [
-            cell.rjust(w) for cell, w in zip(row[1:], widths[1:], strict=True)
-        ]
+        cells = [row[0].ljust(widths[0])] + [cell.rjust(w) for cell, w in zip(row[1:], widths[1:])]
         print(" | ".join(cells))
         if number == 0:
             print("-+-".join("-" * w for w in widths))

@@ -58,7 +58,7 @@ def _row_cells(row: Row) -> tuple[str, ...]:
         floor = ratio = "-"
     else:
         floor, ratio = _cell(row.floor), "n/a"
-        if isinstance(row.gofer, int | float) and isinstance(row.floor, int | float):
+        if isinstance(row.gofer, (int, float)) and isinstance(row.floor, (int, float)):
             ratio = _ratio(float(row.gofer), float(row.floor), row.better)
     return (row.metric, _cell(row.gofer), floor, ratio, row.target or "-")
 
@@ -71,7 +71,7 @@ def render(sections: list[Section]) -> str:
     rule = "-+-".join("-" * w for w in widths)
 
     def line(row: tuple[str, ...]) -> str:
-        numbers = [cell.rjust(w) for cell, w in zip(row[1:4], widths[1:4], strict=True)]
+        numbers = [cell.rjust(w) for cell, w in zip(row[1:4], widths[1:4])]
         return " | ".join([row[0].ljust(widths[0]), *numbers, row[4]]).rstrip()
 
     lines = [line(HEADER), rule]

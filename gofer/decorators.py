@@ -29,7 +29,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any, TypeVar, overload
+from typing import Any, TypeVar, Union, overload
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -37,7 +37,7 @@ DIRECT = "direct"
 FORK = "fork"
 MODELS = (DIRECT, FORK)
 
-Secret = str | list[str] | tuple[str, ...] | Callable[[], Any] | None
+Secret = Union[str, list[str], tuple[str, ...], Callable[[], Any], None]
 
 
 @dataclasses.dataclass

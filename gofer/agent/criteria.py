@@ -111,17 +111,17 @@ def _check_json(value: object, depth: int, budget: _Budget) -> None:
             if not isinstance(key, str):
                 raise CriteriaError(f"object keys must be strings, not {_show(key)}")
             _check_json(item, depth + 1, budget)
-    elif isinstance(value, list | tuple):
+    elif isinstance(value, (list, tuple)):
         for item in value:
             _check_json(item, depth + 1, budget)
     elif isinstance(value, float) and math.isnan(value):
         raise CriteriaError("NaN is not a value criteria can compare with")
-    elif value is not None and not isinstance(value, str | int | float):
+    elif value is not None and not isinstance(value, (str, int, float)):
         raise CriteriaError(f"not a JSON value: {_show(value)}")
 
 
 def _list(operator: str, operand: object, empty_ok: bool) -> list[object] | tuple[object, ...]:
-    if not isinstance(operand, list | tuple) or (not operand and not empty_ok):
+    if not isinstance(operand, (list, tuple)) or (not operand and not empty_ok):
         wanted = "a list" if empty_ok else "a non-empty list"
         raise CriteriaError(f"{operator!r} takes {wanted}, not {_show(operand)}")
     return operand
@@ -182,7 +182,7 @@ def _kind(value: object) -> str | None:
     """The ordering kind of a value: numbers with numbers, strings with strings."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, int | float):
+    if isinstance(value, (int, float)):
         return "number"
     if isinstance(value, str):
         return "string"
@@ -195,13 +195,13 @@ def _equal(value: object, operand: object) -> bool:
         return isinstance(operand, bool) and isinstance(value, bool) and value is operand
     if operand is None:
         return value is None
-    if isinstance(operand, str | int | float):
+    if isinstance(operand, (str, int, float)):
         return _kind(value) == _kind(operand) and value == operand
-    if isinstance(operand, list | tuple):
+    if isinstance(operand, (list, tuple)):
         return (
-            isinstance(value, list | tuple)
+            isinstance(value, (list, tuple))
             and len(value) == len(operand)
-            and all(_equal(item, wanted) for item, wanted in zip(value, operand, strict=True))
+            and all(_equal(item, wanted) for item, wanted in zip(value, operand))
         )
     if isinstance(operand, Mapping):
         return (

@@ -164,7 +164,7 @@ class Entry:
             raise JournalError(f"not a plugin name: {_shown(self.plugin)}")
         if not isinstance(self.body, bytes) or len(self.body) > MAX_BODY:
             raise JournalError(f"body of {self.sn} must be bytes of at most {MAX_BODY}")
-        if isinstance(self.received, bool) or not isinstance(self.received, int | float):
+        if isinstance(self.received, bool) or not isinstance(self.received, (int, float)):
             raise JournalError(f"received time of {self.sn} must be a number")
 
 

@@ -69,6 +69,9 @@ from gofer.errors import GoferError
 
 log = logging.getLogger(__name__)
 
+#: A socket's timeout (socket.timeout is TimeoutError only from Python 3.10 on).
+_TIMEOUTS = (socket.timeout, TimeoutError)
+
 #: Runs one command: ``handler(command, args) -> JSON-able result``.
 Handler = Callable[[str, dict[str, Any]], Any]
 
@@ -303,7 +306,7 @@ class ManagementServer:
             with connection, connection.makefile("rb") as reader:
                 while self._serve_one(connection, reader, handler):
                     pass
-        except TimeoutError:
+        except _TIMEOUTS:
             log.debug("management connection idle for %gs; closed", self._idle_timeout)
         except OSError as exc:
             log.debug("management connection ended: %s", exc)
@@ -416,7 +419,7 @@ class ManagementClient:
                 connection.sendall(request)
             try:
                 line = reader.readline(MAX_RESPONSE + 1)
-            except TimeoutError as exc:
+            except _TIMEOUTS as exc:
                 raise ManagementError(
                     f"goferd did not answer {command!r} within {self._timeout:g}s"
                 ) from exc
@@ -439,7 +442,7 @@ class ManagementClient:
             ) from exc
         except PermissionError as exc:
             raise ManagementError(f"permission denied on {self.where}: run as root") from exc
-        except TimeoutError as exc:
+        except _TIMEOUTS as exc:
             raise ManagementError(
                 f"goferd did not accept a connection on {self.where} within {self._timeout:g}s"
             ) from exc

@@ -223,7 +223,7 @@ def _plugin_lines(plugin: Mapping[str, Any]) -> list[str]:
 
 def _interval(interval: Any) -> str:
     """``90s``, ``10m``, ``1h``, ``1d`` for seconds; anything else as given."""
-    if isinstance(interval, bool) or not isinstance(interval, int | float):
+    if isinstance(interval, bool) or not isinstance(interval, (int, float)):
         return interval if isinstance(interval, str) else json.dumps(interval)
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if interval >= size and interval % size == 0:

@@ -36,14 +36,16 @@ import time
 from abc import ABC, abstractmethod
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any
 
 from gofer.errors import ConfigError, GoferError, InvalidDocumentError
 from gofer.messaging.document import Document
 
 if TYPE_CHECKING:
+    from typing import TypeAlias
+
     from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
 
     SigningKey: TypeAlias = (
@@ -270,14 +272,14 @@ def _as_bytes(signature: bytes | str) -> bytes:
     """A signature as bytes; authenticators written for Python 2 returned text."""
     if isinstance(signature, str):
         return signature.encode("utf-8")
-    if isinstance(signature, bytes | bytearray | memoryview):
+    if isinstance(signature, (bytes, bytearray, memoryview)):
         return bytes(signature)
     raise TypeError(f"Authenticator.sign() returned {type(signature).__name__}, not bytes")
 
 
 def _utc_text(seconds: float) -> str:
     """ISO-8601 UTC with microseconds and a ``Z`` suffix."""
-    stamp = datetime.fromtimestamp(seconds, UTC).isoformat(timespec="microseconds")
+    stamp = datetime.fromtimestamp(seconds, timezone.utc).isoformat(timespec="microseconds")
     return stamp.replace("+00:00", "Z")
 
 
@@ -289,9 +291,10 @@ def _utc_seconds(text: Any) -> float:
     """
     if not isinstance(text, str):
         raise ValueError(f"not a string: {type(text).__name__}")
-    stamp = datetime.fromisoformat(text)
+    # Before 3.11, fromisoformat() does not read the "Z" every signer writes.
+    stamp = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
     if stamp.tzinfo is None:
-        stamp = stamp.replace(tzinfo=UTC)
+        stamp = stamp.replace(tzinfo=timezone.utc)
     return stamp.timestamp()
 
 
@@ -569,8 +572,8 @@ def _load_private(source: PrivateKeySource, password: bytes | None) -> SigningKe
     )
 
     key = _load_pem(source, "private key", lambda pem: load_pem_private_key(pem, password))
-    kinds = ed25519.Ed25519PrivateKey | ed448.Ed448PrivateKey
-    if isinstance(key, kinds | ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
+    kinds = (ed25519.Ed25519PrivateKey, ed448.Ed448PrivateKey)
+    if isinstance(key, (*kinds, ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey)):
         return key
     raise _unsupported(key, "private key", source)
 
@@ -582,8 +585,8 @@ def _load_public(source: PublicKeySource) -> VerifyingKey:
     )
 
     key = _load_pem(source, "public key", load_pem_public_key)
-    kinds = ed25519.Ed25519PublicKey | ed448.Ed448PublicKey
-    if isinstance(key, kinds | ec.EllipticCurvePublicKey | rsa.RSAPublicKey):
+    kinds = (ed25519.Ed25519PublicKey, ed448.Ed448PublicKey)
+    if isinstance(key, (*kinds, ec.EllipticCurvePublicKey, rsa.RSAPublicKey)):
         return key
     raise _unsupported(key, "public key", source)
 
@@ -596,7 +599,7 @@ def _load_pem(source: object, what: str, parse: Callable[[bytes], object]) -> ob
     """
     from cryptography.exceptions import UnsupportedAlgorithm  # noqa: PLC0415
 
-    if not isinstance(source, bytes | str | os.PathLike):
+    if not isinstance(source, (bytes, str, os.PathLike)):
         return source
     path = _path_of(source)
     try:
@@ -618,7 +621,7 @@ def _unsupported(key: object, what: str, source: object) -> ConfigError:
 
 def _path_of(source: object) -> str | None:
     """The file a key came from, for error messages."""
-    return str(source) if isinstance(source, str | os.PathLike) else None
+    return str(source) if isinstance(source, (str, os.PathLike)) else None
 
 
 def _sign_with(key: SigningKey, data: bytes) -> bytes:

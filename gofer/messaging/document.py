@@ -58,7 +58,7 @@ class Document(dict[str, Any]):
                 not an object at the top.
         """
         try:
-            text = body.decode("utf-8") if isinstance(body, bytes | bytearray) else body
+            text = body.decode("utf-8") if isinstance(body, (bytes, bytearray)) else body
             value = json.loads(text)
         except (UnicodeDecodeError, ValueError, RecursionError) as exc:
             raise InvalidDocumentError(f"message body is not UTF-8 JSON: {exc}") from exc

@@ -146,7 +146,7 @@ def _secret_matches(wanted: object, given: str | None) -> bool:
             return False
     if isinstance(wanted, str):
         wanted = [wanted]
-    if not isinstance(wanted, list | tuple):
+    if not isinstance(wanted, (list, tuple)):
         return False
     # Constant-time comparisons: a secret's prefix must not show in timing.
     given_bytes = given.encode()

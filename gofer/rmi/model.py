@@ -233,7 +233,7 @@ def _failure(exc: BaseException) -> Outcome:
 
 def _traceback_text(exc: BaseException) -> str:
     try:
-        return "".join(traceback.format_exception(exc))
+        return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     except Exception:  # noqa: BLE001 - a hostile exception must still be reported
         return f"{type(exc).__module__}.{type(exc).__name__}: <traceback unavailable>\n"
 
@@ -273,7 +273,7 @@ class _Sanitizer:
             number = float.__float__(value)
             return number if math.isfinite(number) else repr(number)
         if (
-            isinstance(value, list | tuple | dict)
+            isinstance(value, (list, tuple, dict))
             and depth < _MAX_DEPTH
             and id(value) not in self.path
         ):

@@ -24,7 +24,7 @@ def seconds(value: object, name: str = "duration") -> float:
     """
     if isinstance(value, bool):
         raise ValueError(f"{name} must be a number of seconds or like '5m', not {value!r}")
-    if isinstance(value, int | float):
+    if isinstance(value, (int, float)):
         if value < 0:
             raise ValueError(f"{name} must not be negative: {value!r}")
         return float(value)

@@ -22,7 +22,7 @@ import collections
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Union
 
 from gofer.errors import GoferError, RequestRejectedError
 from gofer.messaging import auth
@@ -150,7 +150,7 @@ def reply_for(document: Document) -> Reply | None:
     return Succeeded(document) if "retval" in result else Failed(document)
 
 
-Listener = Callable[[Reply], Any] | object
+Listener = Union[Callable[[Reply], Any], object]
 
 
 class ReplyConsumer:
@@ -220,7 +220,7 @@ class ReplyConsumer:
         if reply is None:
             log.warning("message on %s is no reply; dropped", self.queue)
             return
-        if isinstance(reply, Succeeded | Failed) and self._seen_final(reply.sn):
+        if isinstance(reply, (Succeeded, Failed)) and self._seen_final(reply.sn):
             log.debug("duplicate final reply for %s suppressed", reply.sn)
             return
         target = listener if not hasattr(listener, reply.kind) else getattr(listener, reply.kind)

@@ -68,7 +68,8 @@ def parse_timestamp(text: object) -> float | None:
     if match is not None:
         with contextlib.suppress(ValueError):  # e.g. a leap second: strptime takes it
             year, month, day, hour, minute, second = map(int, match.groups())
-            when = datetime.datetime(year, month, day, hour, minute, second, tzinfo=datetime.UTC)
+            utc = datetime.timezone.utc
+            when = datetime.datetime(year, month, day, hour, minute, second, tzinfo=utc)
             return when.timestamp()
     try:  # any other form strptime reads (old peers' wording may vary)
         return float(calendar.timegm(time.strptime(text, _TIMESTAMP)))
@@ -235,9 +236,9 @@ def _constructor(cntr: object) -> tuple[list[Any], dict[str, Any]] | None:
     if cntr is None:
         return None
     if (
-        isinstance(cntr, list | tuple)
+        isinstance(cntr, (list, tuple))
         and len(cntr) == 2
-        and isinstance(cntr[0], list | tuple)
+        and isinstance(cntr[0], (list, tuple))
         and isinstance(cntr[1], dict)
     ):
         return list(cntr[0]), dict(cntr[1])
@@ -256,7 +257,7 @@ def _optional_text(doc: Document, field: str) -> str | None:
 
 
 def _destination(routing: object) -> str | None:
-    if isinstance(routing, list | tuple) and len(routing) == 2 and isinstance(routing[1], str):
+    if isinstance(routing, (list, tuple)) and len(routing) == 2 and isinstance(routing[1], str):
         return routing[1]
     return None
 
@@ -269,7 +270,7 @@ def _pam(pam: object) -> tuple[str, str] | None:
 
 
 def _ttl(ttl: object) -> float | None:
-    if isinstance(ttl, int | float) and not isinstance(ttl, bool) and ttl >= 0:
+    if isinstance(ttl, (int, float)) and not isinstance(ttl, bool) and ttl >= 0:
         return float(ttl)
     return None
 

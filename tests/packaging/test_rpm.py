@@ -10,11 +10,11 @@ misplaced file fails.
 from __future__ import annotations
 
 import configparser
+import re
 import signal
 import subprocess
 import tarfile
 import time
-import tomllib
 import uuid
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
@@ -26,7 +26,10 @@ from gofer.messaging.connection import Connection
 from gofer.proxy import Agent
 from tests.packaging.conftest import REPO, Build, Python, installed_env, run
 
-VERSION = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+# The project's version, read as plainly as the spec file's %{version} is set from it.
+_VERSION_LINE = re.search(r'^version = "([^"]+)"', (REPO / "pyproject.toml").read_text(), re.M)
+assert _VERSION_LINE is not None
+VERSION = _VERSION_LINE.group(1)
 ADAPTERS = "gofer/messaging/adapter"
 #: Optional adapters: packaged when their directory is in the source.
 OPTIONAL_ADAPTERS = ("proton", "qpid")

@@ -14,9 +14,14 @@ import importlib
 import logging
 import os
 import threading
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from gofer.errors import AdapterNotFoundError
 from gofer.messaging.adapter.contract import Adapter
+
+if TYPE_CHECKING:
+    from importlib.metadata import EntryPoint
 
 log = logging.getLogger(__name__)
 
@@ -92,10 +97,8 @@ class Registry:
             if self._discovered:
                 return False
             self._discovered = True
-            from importlib.metadata import entry_points  # noqa: PLC0415 - see the module's doc
-
             added = False
-            for point in entry_points(group=GROUP):
+            for point in _entry_points(GROUP):
                 if point.name not in self._targets:
                     self._targets[point.name] = point.value
                     added = True
@@ -134,3 +137,13 @@ def registry() -> Registry:
 def find(name: str | None = None) -> Adapter:
     """Shorthand for ``registry().find(name)``."""
     return registry().find(name)
+
+
+def _entry_points(group: str) -> Iterable[EntryPoint]:
+    """The entry points of a group (Python 3.9's ``entry_points()`` takes no group)."""
+    from importlib import metadata  # noqa: PLC0415 - see the module's doc
+
+    try:
+        return metadata.entry_points(group=group)
+    except TypeError:
+        return metadata.entry_points().get(group, ())  # type: ignore[unused-ignore]

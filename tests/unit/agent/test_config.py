@@ -127,7 +127,7 @@ def restore_levels() -> Iterator[None]:
     names = (None, "gofer.test_config_apply")
     saved = [logging.getLogger(name).level for name in names]
     yield
-    for name, level in zip(names, saved, strict=True):
+    for name, level in zip(names, saved):
         logging.getLogger(name).setLevel(level)
 
 

@@ -28,7 +28,7 @@ def test_delays_grow_exponentially_within_jitter_and_cap() -> None:
     delays = list(backoff.delays(random.Random(7)))
     bounds = [1, 2, 4, 8, 8, 8]
     assert len(delays) == 6
-    for delay, bound in zip(delays, bounds, strict=True):
+    for delay, bound in zip(delays, bounds):
         assert bound / 2 <= delay <= bound
 
 

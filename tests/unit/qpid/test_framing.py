@@ -51,7 +51,7 @@ def test_a_message_is_cut_into_frames_and_joined_again(
 def test_assemblies_of_different_channels_may_interleave() -> None:
     one = framing.encode_frames([(1, b"a"), (2, b"h"), (3, b"x" * 9000)], 1, 1, 4096)
     two = framing.encode_frames([(1, b"b"), (2, b"i"), (3, b"y" * 9000)], 1, 2, 4096)
-    mixed = [frame for pair in zip(one, two, strict=False) for frame in pair]
+    mixed = [frame for pair in zip(one, two) for frame in pair]
     mixed += one[len(two) :] + two[len(one) :]
     channels = sorted(a.channel for a in _reassemble(mixed, 1000))
     assert channels == [1, 2]

@@ -24,6 +24,7 @@ import itertools
 import logging
 import os
 import select
+import socket
 import ssl
 import threading
 import time
@@ -502,7 +503,7 @@ class AmqpConnection:
         for _ in range(_DRAIN_BATCH):
             try:
                 self._driver.drain_events(timeout=0)
-            except TimeoutError:
+            except (socket.timeout, TimeoutError):  # one class from Python 3.10 on
                 return False
             except amqp.ChannelError:
                 continue  # recorded on its channel by _Channel._on_close

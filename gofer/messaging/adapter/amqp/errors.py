@@ -58,12 +58,12 @@ def translate(exc: BaseException, *, connecting: bool = False) -> MessagingError
     if isinstance(exc, MessagingError):
         return exc
     text = _describe(exc)
-    if isinstance(exc, ssl.SSLEOFError | ssl.SSLZeroReturnError) and connecting:
+    if isinstance(exc, (ssl.SSLEOFError, ssl.SSLZeroReturnError)) and connecting:
         return TLSError(
             f"TLS failed: the broker closed the connection during the handshake ({text}); "
             "it may have refused our client certificate (check clientcert and clientkey)"
         )
-    if isinstance(exc, ssl.SSLError | ssl.CertificateError):
+    if isinstance(exc, (ssl.SSLError, ssl.CertificateError)):
         hint = ""
         if connecting and "alert" in text.lower():
             hint = (
@@ -73,7 +73,7 @@ def translate(exc: BaseException, *, connecting: bool = False) -> MessagingError
         return TLSError(f"TLS failed: {text}{hint}")
     if isinstance(exc, amqp_errors.AMQPError):
         return _translate_amqp(exc, text, connecting)
-    if isinstance(exc, socket.timeout | TimeoutError):
+    if isinstance(exc, (socket.timeout, TimeoutError)):
         if connecting:
             return ConnectError(f"timed out connecting: {text}")
         return OperationTimeoutError(f"broker did not answer in time: {text}")
@@ -107,4 +107,4 @@ def _describe(exc: BaseException) -> str:
 
 def is_connection_failure(error: MessagingError) -> bool:
     """True when the error leaves the connection unusable."""
-    return isinstance(error, BrokerUnavailableError | OperationTimeoutError | ProtocolError)
+    return isinstance(error, (BrokerUnavailableError, OperationTimeoutError, ProtocolError))

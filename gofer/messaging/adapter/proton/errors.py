@@ -162,4 +162,4 @@ _EXCEPTIONS: tuple[
 
 def is_connection_failure(error: MessagingError) -> bool:
     """True when the error leaves the connection unusable."""
-    return isinstance(error, BrokerUnavailableError | OperationTimeoutError | ProtocolError)
+    return isinstance(error, (BrokerUnavailableError, OperationTimeoutError, ProtocolError))

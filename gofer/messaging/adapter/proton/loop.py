@@ -27,6 +27,7 @@ import threading
 import weakref
 from collections.abc import Callable
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, TypeVar, cast
 
 from proton import Event, Handler
@@ -257,7 +258,7 @@ def wait(future: Future[T], timeout: float | None, what: str) -> T:
     """
     try:
         return future.result(timeout)
-    except TimeoutError:
+    except FutureTimeout:  # TimeoutError itself from Python 3.11 on
         raise OperationTimeoutError(f"no answer from {what} within {timeout:g}s") from None
 
 

@@ -416,7 +416,7 @@ class ManagementClient:
 
 
 def no_management(error: BaseException | None) -> MessagingError:
-    if isinstance(error, NotFoundError | UnsupportedError):
+    if isinstance(error, (NotFoundError, UnsupportedError)):
         return UnsupportedError(f"the broker has no usable {MANAGEMENT_NODE} node: {error}")
     if isinstance(error, MessagingError):
         return error

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 from proton import Condition, Endpoint, Event, Handler, SSLDomain
@@ -149,7 +150,7 @@ def _await_open(loop: Loop, engine: EngineConnection, events: Events, timeout: f
     try:
         events.opened.result(timeout)
         return
-    except TimeoutError:
+    except FutureTimeout:  # TimeoutError itself from Python 3.11 on
         pass
     except MessagingError as error:
         if loop.failure is not None:
@@ -159,7 +160,7 @@ def _await_open(loop: Loop, engine: EngineConnection, events: Events, timeout: f
         try:
             events.opened.result(SASL_GRACE)
             return
-        except TimeoutError:
+        except FutureTimeout:  # TimeoutError itself from Python 3.11 on
             pass
         except MessagingError as error:
             raise error from None
@@ -169,7 +170,7 @@ def _await_open(loop: Loop, engine: EngineConnection, events: Events, timeout: f
 def _wait_confirmed(events: Events, timeout: float) -> None:
     try:
         events.confirmed.result(timeout)
-    except TimeoutError:
+    except FutureTimeout:  # TimeoutError itself from Python 3.11 on
         raise ConnectError(
             f"{events.broker} opened the connection but did not answer in {timeout:g}s"
         ) from None

@@ -193,6 +193,6 @@ def body_of(message: Message) -> bytes:
         return b""
     if isinstance(body, str):
         return body.encode("utf-8")
-    if isinstance(body, bytes | bytearray | memoryview):
+    if isinstance(body, (bytes, bytearray, memoryview)):
         return bytes(body)
     return json.dumps(body, default=str).encode("utf-8")

@@ -204,7 +204,7 @@ class Encoder:
                 if item is not None and item is not False:
                     flags |= 1 << index
             self.buffer += flags.to_bytes(record.PACK, "little")
-        for field, item in zip(definitions, values, strict=True):
+        for field, item in zip(definitions, values):
             if item is None and (field.required or not record.PACK):
                 raise ValueError(f"{record.NAME}: {field.wire} is required")
             if item is None or field.kind == "bit":
@@ -251,11 +251,11 @@ def _kind_of(value: Any) -> str:  # noqa: PLR0911 - one branch per Python type
         return "double"
     if isinstance(value, str):
         return "str16"
-    if isinstance(value, bytes | bytearray | memoryview):
+    if isinstance(value, (bytes, bytearray, memoryview)):
         return "vbin32"
     if isinstance(value, dict):
         return "map"
-    if isinstance(value, list | tuple):
+    if isinstance(value, (list, tuple)):
         return "list"
     if isinstance(value, uuid.UUID):
         return "uuid"
