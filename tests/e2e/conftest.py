@@ -35,6 +35,8 @@ class Goferd:
         self.log_path = root / "goferd.log"
         self.process: subprocess.Popen[bytes] | None = None
         self.extra_env: dict[str, str] = {}
+        #: The interpreter goferd runs under (another Python's venv, say).
+        self.python = sys.executable
         self._layout(farm)
 
     def _layout(self, farm: dict[str, Any]) -> None:
@@ -78,7 +80,10 @@ class Goferd:
         env.update(self.extra_env)
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [*GOFERD, "--foreground", "--log", "stderr"], stdout=log, stderr=log, env=env
+                [self.python, *GOFERD[1:], "--foreground", "--log", "stderr"],
+                stdout=log,
+                stderr=log,
+                env=env,
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

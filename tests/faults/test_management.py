@@ -1,8 +1,9 @@
 """goferd's management endpoint refuses an unprivileged local user (``gofer mgt`` run as nobody).
 
-The venv under /root is not nobody's to read, so nobody runs ``bin/gofer``
-with the system Python 3.11 and this checkout on PYTHONPATH (``gofer mgt``
-needs nothing beyond the standard library).
+Neither the venv nor, when it was cloned under /root (mode 0700), this
+checkout is nobody's to read: nobody runs a copy of ``bin/gofer`` and the
+``gofer`` package made in a directory anyone can read, with a Python anyone
+can run (``gofer mgt`` needs nothing beyond the standard library).
 """
 
 from __future__ import annotations
@@ -24,15 +25,29 @@ from tests.faults.conftest import FaultGoferd
 
 
 @pytest.fixture(scope="module")
-def nobody_python() -> str:
-    """A Python that nobody can run and that imports ``gofer mgt`` from this checkout."""
+def nobody_tree() -> Iterator[Path]:
+    """``bin/gofer`` and the ``gofer`` package, copied where nobody can read them."""
+    tree = Path(tempfile.mkdtemp(prefix="gofer-nobody-"))
+    tree.chmod(0o755)
+    shutil.copytree(REPO / "gofer", tree / "gofer", ignore=shutil.ignore_patterns("__pycache__"))
+    (tree / "bin").mkdir()
+    shutil.copy(REPO / "bin/gofer", tree / "bin/gofer")
+    for path in [tree, *tree.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    yield tree
+    shutil.rmtree(tree, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def nobody_python(nobody_tree: Path) -> str:
+    """A Python that nobody can run and that imports ``gofer mgt`` from ``nobody_tree``."""
     if os.geteuid() != 0:
         pytest.skip("needs root to run gofer mgt as nobody")
     for candidate in ("/usr/bin/python3", sys.executable):
         try:
             done = subprocess.run(
                 [candidate, "-c", "import gofer.cli.main"],
-                env={"PYTHONPATH": str(REPO)},
+                env={"PYTHONPATH": str(nobody_tree)},
                 user="nobody",
                 capture_output=True,
                 timeout=30,
@@ -43,7 +58,7 @@ def nobody_python() -> str:
             continue
         if done.returncode == 0:
             return candidate
-    pytest.fail("no Python that nobody can run imports gofer from this checkout")
+    pytest.fail("no Python that nobody can run imports gofer from a copy nobody can read")
 
 
 @pytest.fixture
@@ -59,12 +74,12 @@ def public_root() -> Iterator[Path]:
 
 
 def gofer_mgt(
-    python: str, root: Path, *args: str, user: str | None = None
+    python: str, tree: Path, root: Path, *args: str, user: str | None = None
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [python, str(REPO / "bin/gofer"), "mgt", *args],
+        [python, str(tree / "bin/gofer"), "mgt", *args],
         user=user,
-        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), "GOFER_ROOT": str(root)},
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(tree), "GOFER_ROOT": str(root)},
         capture_output=True,
         text=True,
         timeout=30,
@@ -74,30 +89,30 @@ def gofer_mgt(
 
 
 def test_nobody_is_refused_and_root_is_served(
-    nobody_python: str, public_root: Path, fault_goferd
+    nobody_python: str, nobody_tree: Path, public_root: Path, fault_goferd
 ) -> None:
     goferd: FaultGoferd = fault_goferd(root=public_root)
     assert goferd.socket.exists()
 
-    refused = gofer_mgt(nobody_python, public_root, "-s", user="nobody")
+    refused = gofer_mgt(nobody_python, nobody_tree, public_root, "-s", user="nobody")
     assert refused.returncode == 1, refused
     assert "permission denied" in refused.stderr, refused.stderr
     assert "run as root" in refused.stderr, refused.stderr
     assert refused.stdout == ""
 
-    served = gofer_mgt(nobody_python, public_root, "-s")
+    served = gofer_mgt(nobody_python, nobody_tree, public_root, "-s")
     assert served.returncode == 0, served.stderr
     assert "<plugin> faults" in served.stdout
 
 
 def test_a_socket_left_open_still_refuses_nobody(
-    nobody_python: str, public_root: Path, fault_goferd
+    nobody_python: str, nobody_tree: Path, public_root: Path, fault_goferd
 ) -> None:
     """Should the socket's mode be loosened by mistake, goferd checks the peer's uid itself."""
     goferd: FaultGoferd = fault_goferd(root=public_root)
     goferd.socket.chmod(0o666)
 
-    refused = gofer_mgt(nobody_python, public_root, "-s", user="nobody")
+    refused = gofer_mgt(nobody_python, nobody_tree, public_root, "-s", user="nobody")
     assert refused.returncode == 1, refused
     assert "uid 65534 may not manage goferd" in refused.stderr, refused.stderr
     assert refused.stdout == ""
