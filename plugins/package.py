@@ -128,7 +128,7 @@ def checked_names(names: Sequence[Any], separator: str) -> list[str]:
     """
     flat: list[Any] = []
     for name in names:
-        flat.extend(name if isinstance(name, list | tuple) else [name])
+        flat.extend(name if isinstance(name, (list, tuple)) else [name])
     checked = []
     for name in flat:
         if not isinstance(name, str):

@@ -278,7 +278,7 @@ def command_argv(cmd: Any) -> list[str]:
     """
     if isinstance(cmd, str):
         argv = shlex.split(cmd)
-    elif isinstance(cmd, list | tuple):
+    elif isinstance(cmd, (list, tuple)):
         argv = [_word(word) for word in cmd]
     else:
         raise TypeError(f"cmd must be a string or a list of strings, not {type(cmd).__name__}")
@@ -304,6 +304,6 @@ def script_interpreter(content: str) -> list[str]:
 def _word(value: Any) -> str:
     if isinstance(value, str):
         return value
-    if isinstance(value, int | float) and not isinstance(value, bool):
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)
     raise TypeError(f"arguments must be strings or numbers, not {type(value).__name__}")
