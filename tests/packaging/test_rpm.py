@@ -57,9 +57,14 @@ GOFER = {
     "/usr/share/gofer/plugins/__pycache__/demo.{tag}.pyc",
     "/usr/share/gofer/plugins/demo.py",
     "/usr/share/man/man1/goferd.1",
+    "/usr/share/bash-completion/completions/goferd",
     "/var/lib/gofer",
 }
-TOOLS = {"/usr/bin/gofer", "/usr/share/man/man1/gofer.1"}
+TOOLS = {
+    "/usr/bin/gofer",
+    "/usr/share/man/man1/gofer.1",
+    "/usr/share/bash-completion/completions/gofer",
+}
 
 
 def payload(rpm: Path) -> set[str]:
@@ -199,7 +204,7 @@ def test_requirements(build: Build) -> None:
     any_adapter = "(python3-gofer-amqp or python3-gofer-proton or python3-gofer-qpid)"
     assert {library, any_adapter} <= requires("gofer")
     assert {library, any_adapter} <= requires("gofer-tools")
-    assert "python3 >= 3.11" in requires("python3-gofer")
+    assert "python3 >= 3.9" in requires("python3-gofer")
     assert not [r for r in requires("python3-gofer") if "amqp" in r or "proton" in r]
     assert {library, "python3-amqp >= 5.2"} <= requires("python3-gofer-amqp")
     if "python3-gofer-proton" in build.rpms:
