@@ -1,8 +1,15 @@
-"""Messaging: broker URLs, documents, adapters and connections that reconnect."""
+"""Messaging: broker URLs, documents, adapters and connections that reconnect.
 
-from gofer.messaging.adapter.model import TLS, Address, Broker, Delivery, Exchange, Queue
+``Queue`` and ``Exchange`` here are the objects callers of the existing
+gofer manage their queues with (:mod:`gofer.messaging.nodes`); the
+declaration settings the adapters take are
+:mod:`gofer.messaging.adapter.model`'s.
+"""
+
+from gofer.messaging.adapter.model import TLS, Address, Broker, Delivery
 from gofer.messaging.connection import Connection, Reader
 from gofer.messaging.document import Document
+from gofer.messaging.nodes import Exchange, Queue
 from gofer.messaging.retry import Backoff
 from gofer.messaging.url import Url
 

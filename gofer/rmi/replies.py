@@ -158,15 +158,18 @@ class ReplyConsumer:
 
     Args:
         queue: the reply address given to callers as ``reply=`` (``queue`` or
-            ``exchange/queue``); the queue is declared (durable) if missing.
+            ``exchange/queue``), or a :class:`gofer.messaging.Queue` (whose
+            ``url`` is used when ``url`` is not given); a queue given by name is
+            declared (durable) if missing, a ``Queue`` is its owner's to declare.
         url: the broker URL.
         authenticator: checks the replies' signatures when given.
     """
 
-    def __init__(
-        self, queue: str, url: str = "amqp://localhost", authenticator: object = None
-    ) -> None:
-        self.queue = Address.parse(queue).routing_key
+    def __init__(self, queue: object, url: str | None = None, authenticator: object = None) -> None:
+        name = getattr(queue, "name", queue)
+        self.queue = Address.parse(name).routing_key  # type: ignore[arg-type]
+        self._declare = isinstance(queue, str)
+        url = url or getattr(queue, "url", None) or "amqp://localhost"
         self.url = url
         self.authenticator = authenticator
         self._connection = Connection(url)
@@ -176,7 +179,8 @@ class ReplyConsumer:
 
     def start(self, listener: Listener) -> None:
         """Declare the queue if needed and start passing replies to ``listener``."""
-        self._connection.declare_queue(Queue(self.queue, durable=True))
+        if self._declare:
+            self._connection.declare_queue(Queue(self.queue, durable=True))
         self._thread = threading.Thread(
             target=self._run,
             args=(listener,),
@@ -188,6 +192,11 @@ class ReplyConsumer:
     def stop(self) -> None:
         """Stop after the reply being handled (if any)."""
         self._stopping.set()
+
+    def shutdown(self, timeout: float | None = 10.0) -> None:
+        """Stop, and wait for the consumer to end (the existing gofer's name for both)."""
+        self.stop()
+        self.join(timeout)
 
     def join(self, timeout: float | None = None) -> None:
         """Wait for the consumer thread to end, then close the connection."""
