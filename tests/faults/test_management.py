@@ -12,7 +12,6 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,22 +19,15 @@ from pathlib import Path
 import pytest
 
 from gofer.agent.management import ManagementClient, ManagementError
-from tests.e2e.conftest import REPO
 from tests.faults.conftest import FaultGoferd
+from tests.nobody import python_for_nobody, readable_tree
 
 
 @pytest.fixture(scope="module")
 def nobody_tree() -> Iterator[Path]:
     """``bin/gofer`` and the ``gofer`` package, copied where nobody can read them."""
-    tree = Path(tempfile.mkdtemp(prefix="gofer-nobody-"))
-    tree.chmod(0o755)
-    shutil.copytree(REPO / "gofer", tree / "gofer", ignore=shutil.ignore_patterns("__pycache__"))
-    (tree / "bin").mkdir()
-    shutil.copy(REPO / "bin/gofer", tree / "bin/gofer")
-    for path in [tree, *tree.rglob("*")]:
-        path.chmod(0o755 if path.is_dir() else 0o644)
-    yield tree
-    shutil.rmtree(tree, ignore_errors=True)
+    with readable_tree() as tree:
+        yield tree
 
 
 @pytest.fixture(scope="module")
@@ -43,22 +35,10 @@ def nobody_python(nobody_tree: Path) -> str:
     """A Python that nobody can run and that imports ``gofer mgt`` from ``nobody_tree``."""
     if os.geteuid() != 0:
         pytest.skip("needs root to run gofer mgt as nobody")
-    for candidate in ("/usr/bin/python3", sys.executable):
-        try:
-            done = subprocess.run(
-                [candidate, "-c", "import gofer.cli.main"],
-                env={"PYTHONPATH": str(nobody_tree)},
-                user="nobody",
-                capture_output=True,
-                timeout=30,
-                cwd="/",
-                check=False,
-            )
-        except OSError:
-            continue
-        if done.returncode == 0:
-            return candidate
-    pytest.fail("no Python that nobody can run imports gofer from a copy nobody can read")
+    found = python_for_nobody(nobody_tree, "gofer.cli.main")
+    if found is None:
+        pytest.fail("no Python that nobody can run imports gofer from a copy nobody can read")
+    return found
 
 
 @pytest.fixture

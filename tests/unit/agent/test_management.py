@@ -9,7 +9,6 @@ import shutil
 import socket
 import stat
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -25,8 +24,8 @@ from gofer.agent.management import (
     ManagementError,
     ManagementServer,
 )
+from tests.nobody import python_for_nobody, readable_tree
 
-ROOT = Path(__file__).resolve().parents[3]
 SHOW = {"plugins": [{"name": "package", "classes": [{"name": "Package"}]}], "actions": []}
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run a client as nobody")
@@ -299,24 +298,19 @@ print("served")
 
 
 @pytest.fixture(scope="module")
-def nobody_python() -> str:
-    """A Python 3.11+ that the user nobody can run and that can import gofer from here."""
-    probe = f"import sys; sys.path.insert(0, {str(ROOT)!r}); import gofer.agent.management"
-    for candidate in (sys.executable, "/usr/bin/python3"):
-        try:
-            done = subprocess.run(
-                [candidate, "-c", probe],
-                check=False,
-                user="nobody",
-                capture_output=True,
-                timeout=30,
-                cwd="/",
-            )
-        except OSError:
-            continue
-        if done.returncode == 0:
-            return candidate
-    pytest.skip("no Python that nobody can run can import gofer from this checkout")
+def nobody_tree() -> Iterator[Path]:
+    """The gofer package, copied where nobody can read it."""
+    with readable_tree() as tree:
+        yield tree
+
+
+@pytest.fixture(scope="module")
+def nobody_python(nobody_tree: Path) -> str:
+    """A Python that the user nobody can run and that imports gofer from ``nobody_tree``."""
+    found = python_for_nobody(nobody_tree, "gofer.agent.management")
+    if found is None:
+        pytest.fail("no Python that nobody can run imports gofer from a copy nobody can read")
+    return found
 
 
 @pytest.fixture
@@ -328,9 +322,9 @@ def public_dir() -> Iterator[Path]:
     shutil.rmtree(directory)
 
 
-def run_as_nobody(python: str, path: Path) -> subprocess.CompletedProcess[str]:
+def run_as_nobody(python: str, tree: Path, path: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [python, "-c", CLIENT, str(ROOT), str(path)],
+        [python, "-c", CLIENT, str(tree), str(path)],
         check=False,
         user="nobody",
         capture_output=True,
@@ -341,10 +335,12 @@ def run_as_nobody(python: str, path: Path) -> subprocess.CompletedProcess[str]:
 
 
 @needs_root
-def test_unprivileged_user_cannot_open_the_socket(nobody_python: str, public_dir: Path) -> None:
+def test_unprivileged_user_cannot_open_the_socket(
+    nobody_python: str, nobody_tree: Path, public_dir: Path
+) -> None:
     path = public_dir / "management.sock"
     with ManagementServer(handler, socket_path=path):
-        done = run_as_nobody(nobody_python, path)
+        done = run_as_nobody(nobody_python, nobody_tree, path)
     assert done.returncode == 3, done.stderr
     assert "permission denied" in done.stdout
     assert "run as root" in done.stdout
@@ -352,12 +348,12 @@ def test_unprivileged_user_cannot_open_the_socket(nobody_python: str, public_dir
 
 @needs_root
 def test_unprivileged_user_is_refused_by_credentials(
-    nobody_python: str, public_dir: Path, caplog: pytest.LogCaptureFixture
+    nobody_python: str, nobody_tree: Path, public_dir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     path = public_dir / "management.sock"
     with ManagementServer(handler, socket_path=path):
         path.chmod(0o666)  # a mistake elsewhere must not open the door
-        done = run_as_nobody(nobody_python, path)
+        done = run_as_nobody(nobody_python, nobody_tree, path)
     assert done.returncode == 3, done.stderr
     assert "uid 65534 may not manage goferd" in done.stdout
     assert 65534 in refused_uids(caplog)
