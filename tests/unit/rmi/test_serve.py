@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 from typing import Any
 
@@ -16,6 +17,7 @@ from gofer.messaging.adapter.model import Address
 from gofer.messaging.auth import HmacAuthenticator, KeyPairAuthenticator, ReplayGuard
 from gofer.messaging.document import Document
 from gofer.rmi import exceptions, wire
+from gofer.rmi.async_ import ReplyConsumer
 from gofer.rmi.catalog import Catalog, remote_class
 from gofer.rmi.dispatcher import Dispatcher
 from gofer.rmi.serve import Refused, Replier, receive, run
@@ -198,3 +200,8 @@ def test_result_within_the_limit_is_sent_as_it_is() -> None:
     sent = Sent()
     run(blob_request(5_000), big_dispatcher(), Replier(sent, limit=10_000))
     assert sent.documents()[-1]["result"] == {"retval": "x" * 5_000}
+
+
+def test_the_old_async_module_name_imports() -> None:
+    module = importlib.import_module("gofer.rmi.async")
+    assert module.ReplyConsumer is ReplyConsumer
