@@ -39,6 +39,7 @@ class Reply:
 
     Attributes:
         sn: the request's serial number.
+        origin: the sender the envelope names (``routing[0]``), if any.
         data: the caller's data from the request.
         timestamp: when the agent sent it (text), if it said.
         document: the whole envelope.
@@ -50,6 +51,8 @@ class Reply:
     def __init__(self, document: Document) -> None:
         self.document = document
         self.sn: str = document.get("sn") or ""
+        routing = document.get("routing")
+        self.origin: Any = routing[0] if isinstance(routing, list) and routing else None
         self.data: Any = document.get("data")
         self.timestamp: str | None = document.get("timestamp")
 

@@ -20,6 +20,7 @@ from gofer.rmi import exceptions, wire
 from gofer.rmi.async_ import ReplyConsumer
 from gofer.rmi.catalog import Catalog, remote_class
 from gofer.rmi.dispatcher import Dispatcher
+from gofer.rmi.replies import reply_for
 from gofer.rmi.serve import Refused, Replier, receive, run
 
 KEY = "unit-test-shared-key-0123456789"
@@ -205,3 +206,11 @@ def test_result_within_the_limit_is_sent_as_it_is() -> None:
 def test_the_old_async_module_name_imports() -> None:
     module = importlib.import_module("gofer.rmi.async")
     assert module.ReplyConsumer is ReplyConsumer
+
+
+def test_replies_carry_their_origin() -> None:
+    doc = wire.result_document(wire.new_sn(), "caller-replies", None, {"retval": 1})
+    doc["routing"] = ["agent-7", "caller-replies"]
+    assert reply_for(doc).origin == "agent-7"  # type: ignore[union-attr]
+    doc["routing"] = None
+    assert reply_for(doc).origin is None  # type: ignore[union-attr]
