@@ -9,7 +9,7 @@ declaration settings the adapters take are
 from gofer.messaging.adapter.model import TLS, Address, Broker, Delivery
 from gofer.messaging.connection import Connection, Reader
 from gofer.messaging.document import Document
-from gofer.messaging.nodes import Exchange, Queue
+from gofer.messaging.nodes import Exchange, Producer, Queue
 from gofer.messaging.retry import Backoff
 from gofer.messaging.url import Url
 
@@ -22,6 +22,7 @@ __all__ = [
     "Delivery",
     "Document",
     "Exchange",
+    "Producer",
     "Queue",
     "Reader",
     "Url",

@@ -7,6 +7,9 @@ from typing import Any
 
 from gofer.errors import InvalidDocumentError
 
+#: The document version every gofer message carries (WIRE.md).
+VERSION = "2.0"
+
 
 class Document(dict[str, Any]):
     """A JSON object whose keys read as attributes too.

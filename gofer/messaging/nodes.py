@@ -1,4 +1,4 @@
-"""Queues and exchanges a caller declares, deletes and purges itself (``Queue``, ``Exchange``).
+"""Queues, exchanges and a producer as callers of the existing gofer use them.
 
 The existing gofer's callers manage their queues with these objects, e.g.
 the reply queue of asynchronous calls::
@@ -25,9 +25,11 @@ import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from gofer.messaging import auth
 from gofer.messaging.adapter.model import Exchange as ExchangeSettings
 from gofer.messaging.adapter.model import Queue as QueueSettings
 from gofer.messaging.connection import Connection
+from gofer.messaging.document import VERSION, Document
 from gofer.messaging.retry import Backoff
 
 #: Seconds an operation retries an unreachable broker before it gives up.
@@ -154,4 +156,60 @@ def _name(queue: Any) -> str:
     return queue.name if isinstance(queue, Queue) else str(queue)
 
 
-__all__ = ["Exchange", "Queue"]
+class Producer:
+    """Sends gofer documents to addresses (the existing gofer's ``Producer``).
+
+    Example::
+
+        with Producer("amqp://localhost") as producer:
+            sn = producer.send("agent-1", ttl=30, note="hello")
+
+    Args:
+        url: the broker URL.
+
+    Attributes:
+        authenticator: signs what is sent, when set.
+    """
+
+    def __init__(self, url: str | None = None) -> None:
+        self.url = url or DEFAULT_URL
+        self.authenticator: auth.Authenticator | None = None
+        self._connection: Connection | None = None
+
+    def open(self) -> None:
+        """Connect (a later :meth:`send` would, too)."""
+        if self._connection is None:
+            self._connection = Connection(self.url)
+        self._connection.open()
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+    def send(self, address: str, ttl: float | None = None, **body: Any) -> str:
+        """Send a document made of ``body`` to ``address``; its serial number.
+
+        The document carries ``sn``, ``version`` and ``routing`` as every gofer
+        message does; ``body`` adds the rest.
+        """
+        if self._connection is None:
+            self._connection = Connection(self.url)
+        sn = str(uuid.uuid4())
+        document = Document(sn=sn, version=VERSION, routing=[None, address], **body)
+        self._connection.send(address, auth.sign(self.authenticator, document), ttl=ttl)
+        return sn
+
+    def broadcast(self, addresses: list[str], **body: Any) -> list[str]:
+        """Send the same body to several addresses; their serial numbers."""
+        return [self.send(address, **body) for address in addresses]
+
+    def __enter__(self) -> Producer:
+        self.open()
+        return self
+
+    def __exit__(self, *unused: object) -> None:
+        self.close()
+
+
+__all__ = ["Exchange", "Producer", "Queue"]

@@ -13,9 +13,7 @@ import uuid
 from typing import Any
 
 from gofer.messaging.adapter.model import Address
-from gofer.messaging.document import Document
-
-VERSION = "2.0"
+from gofer.messaging.document import VERSION, Document
 
 ACCEPTED = "accepted"
 REJECTED = "rejected"

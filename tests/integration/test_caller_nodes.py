@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import queue as queues
 import uuid
 
@@ -9,7 +10,7 @@ import pytest
 
 from gofer import ENCODING
 from gofer.errors import BrokerUnavailableError
-from gofer.messaging import Exchange, Queue, nodes
+from gofer.messaging import Exchange, Producer, Queue, nodes
 from gofer.messaging.connection import Connection
 from gofer.proxy import Agent
 from gofer.rmi.async_ import ReplyConsumer
@@ -76,3 +77,25 @@ def test_an_unreachable_broker_is_an_error_not_a_hang(monkeypatch: pytest.Monkey
     monkeypatch.setattr(nodes, "CONNECT_LIMIT", 1.0)
     with pytest.raises(BrokerUnavailableError):
         Queue("nowhere", url="amqp://127.0.0.1:1").declare()
+
+
+def test_producer_sends_gofer_documents(url: str) -> None:
+    box = Queue(f"gofer-test-produced-{uuid.uuid4()}", url=url)
+    box.declare()
+    connection = Connection(url)
+    try:
+        with Producer(url) as producer:
+            sn = producer.send(box.name, ttl=60, note="hello")
+        reader = connection.reader(box.name, prefetch=1)
+        delivery = reader.get(timeout=10)
+        assert delivery is not None
+        document = json.loads(delivery.body)
+        assert document["sn"] == sn
+        assert document["version"] == "2.0"
+        assert document["routing"] == [None, box.name]
+        assert document["note"] == "hello"
+        reader.ack(delivery)
+        reader.close()
+    finally:
+        connection.close()
+        box.delete()
