@@ -6,7 +6,10 @@ declaration settings the adapters take are
 :mod:`gofer.messaging.adapter.model`'s.
 """
 
+from gofer import ENCODING
+from gofer.errors import NotFound
 from gofer.messaging.adapter.model import TLS, Address, Broker, Delivery
+from gofer.messaging.auth import Authenticator, ValidationFailed
 from gofer.messaging.connection import Connection, Reader
 from gofer.messaging.document import Document
 from gofer.messaging.nodes import Exchange, Producer, Queue
@@ -14,16 +17,20 @@ from gofer.messaging.retry import Backoff
 from gofer.messaging.url import Url
 
 __all__ = [
+    "ENCODING",
     "TLS",
     "Address",
+    "Authenticator",
     "Backoff",
     "Broker",
     "Connection",
     "Delivery",
     "Document",
     "Exchange",
+    "NotFound",
     "Producer",
     "Queue",
     "Reader",
     "Url",
+    "ValidationFailed",
 ]

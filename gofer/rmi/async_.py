@@ -10,10 +10,14 @@ from gofer.rmi.replies import (
     Started,
     Succeeded,
 )
+from gofer.rmi.replies import (
+    ListenerBase as Listener,
+)
 
 __all__ = [
     "Accepted",
     "Failed",
+    "Listener",
     "Progress",
     "Rejected",
     "Reply",

@@ -156,6 +156,31 @@ def reply_for(document: Document) -> Reply | None:
 Listener = Union[Callable[[Reply], Any], object]
 
 
+class ListenerBase:
+    """A listener doing nothing for every kind of reply; subclass it and override some.
+
+    The existing gofer's ``gofer.rmi.async.Listener``.
+    """
+
+    def accepted(self, reply: Reply) -> None:
+        """The agent has the request."""
+
+    def rejected(self, reply: Reply) -> None:
+        """The agent refused it."""
+
+    def started(self, reply: Reply) -> None:
+        """It began to run."""
+
+    def progress(self, reply: Reply) -> None:
+        """It reported progress."""
+
+    def succeeded(self, reply: Reply) -> None:
+        """It returned."""
+
+    def failed(self, reply: Reply) -> None:
+        """It raised."""
+
+
 class ReplyConsumer:
     """Reads a reply queue and passes each reply to a listener, in its own thread.
 

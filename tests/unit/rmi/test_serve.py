@@ -207,6 +207,12 @@ def test_the_old_async_module_name_imports() -> None:
     module = importlib.import_module("gofer.rmi.async")
     assert module.ReplyConsumer is ReplyConsumer
 
+    class Mine(module.Listener):  # the old base: every kind of reply has a method
+        pass
+
+    doc = wire.result_document(wire.new_sn(), "q", None, {"retval": 1})
+    assert Mine().succeeded(reply_for(doc)) is None
+
 
 def test_replies_carry_their_origin() -> None:
     doc = wire.result_document(wire.new_sn(), "caller-replies", None, {"retval": 1})
