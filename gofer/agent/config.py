@@ -33,6 +33,7 @@ import json
 import logging
 import math
 import re
+import threading
 from collections.abc import Callable, ItemsView, Iterable, Iterator, KeysView, Mapping
 from pathlib import Path
 from types import MappingProxyType
@@ -254,7 +255,7 @@ class ModelSection:
 
 
 class CfgSection:
-    """One section of a descriptor as written, read by attribute or by key.
+    """One section of a descriptor as written, read (and written) by attribute or by key.
 
     A key that is not there reads as None, so a plugin can probe for
     optional settings (``cfg.foobar.timeout or 100``), as with the old gofer.
@@ -262,48 +263,70 @@ class CfgSection:
     Iterating gives ``(key, value)`` pairs as the old gofer's sections did;
     ``keys()`` and ``items()`` make ``dict(section)`` work. Keys that are not
     identifiers, start with ``_``, or are named ``keys`` or ``items`` are read
-    by key: ``section["max-size"]``. Read-only.
+    by key: ``section["max-size"]``.
+
+    A plugin may change values at run time (``plugin.cfg.model.queue =
+    "other"``), as the old gofer allowed; ``plugin.attach()`` then applies
+    the messaging and model sections. Nothing is written back to the file.
     """
 
-    __slots__ = ("_name", "_values")
+    __slots__ = ("_lock", "_name", "_owner", "_values")
     _name: str
-    _values: Mapping[str, object]
+    _values: dict[str, object]
+    _owner: Cfg | None
+    _lock: threading.Lock
 
-    def __init__(self, name: str, values: Mapping[str, object]) -> None:
+    def __init__(self, name: str, values: Mapping[str, object], owner: Cfg | None = None) -> None:
         object.__setattr__(self, "_name", name)
-        object.__setattr__(self, "_values", MappingProxyType(dict(values)))
+        object.__setattr__(self, "_values", dict(values))
+        object.__setattr__(self, "_owner", owner)
+        object.__setattr__(self, "_lock", threading.Lock())
 
     def __getattr__(self, key: str) -> Any:
         # Private and special names must fail as usual (copy, pickle, hasattr).
         if key.startswith("_"):
             raise AttributeError(key)
-        return self._values.get(key)
+        with self._lock:
+            return self._values.get(key)
 
     def __getitem__(self, key: str) -> Any:
-        return self._values.get(key)
+        with self._lock:
+            return self._values.get(key)
+
+    def __setattr__(self, key: str, value: object) -> None:
+        if key.startswith("_") or key in ("keys", "items"):
+            raise AttributeError(f"section [{self._name}]: {key!r} is not a setting")
+        self[key] = value
+
+    def __setitem__(self, key: str, value: object) -> None:
+        with self._lock:
+            self._values[key] = value
+        if self._owner is not None:
+            self._owner._adopt(self)
 
     def keys(self) -> KeysView[str]:
         """The keys, as written."""
-        return self._values.keys()
+        with self._lock:
+            return dict(self._values).keys()
 
     def items(self) -> ItemsView[str, object]:
         """The ``(key, value)`` pairs."""
-        return self._values.items()
-
-    def __setattr__(self, key: str, value: object) -> None:
-        raise AttributeError(f"section [{self._name}] is read-only")
+        with self._lock:
+            return dict(self._values).items()
 
     def __contains__(self, key: object) -> bool:
-        return key in self._values
+        with self._lock:
+            return key in self._values
 
     def __iter__(self) -> Iterator[tuple[str, object]]:
-        return iter(self._values.items())
+        return iter(self.items())
 
     def __len__(self) -> int:
-        return len(self._values)
+        with self._lock:
+            return len(self._values)
 
     def __repr__(self) -> str:
-        shown = {key: _masked(key, value) for key, value in self._values.items()}
+        shown = {key: _masked(key, value) for key, value in self.items()}
         return f"CfgSection({self._name!r}, {shown!r})"
 
 
@@ -312,16 +335,19 @@ class Cfg:
 
     ``cfg.foobar.timeout`` and the old form ``cfg().foobar.timeout`` both
     work (calling a ``Cfg`` returns it). A section that is not there reads as
-    an empty section. Iterating gives ``(name, section)`` pairs; sections
-    named ``keys`` or ``items`` are read by key. Read-only.
+    an empty section, which joins the others once a value is set in it.
+    Iterating gives ``(name, section)`` pairs; sections named ``keys`` or
+    ``items`` are read by key. Sections themselves cannot be replaced.
     """
 
-    __slots__ = ("_sections",)
-    _sections: Mapping[str, CfgSection]
+    __slots__ = ("_lock", "_sections")
+    _sections: dict[str, CfgSection]
+    _lock: threading.Lock
 
     def __init__(self, sections: Mapping[str, Mapping[str, object]]) -> None:
-        built = {name: CfgSection(name, values) for name, values in sections.items()}
-        object.__setattr__(self, "_sections", MappingProxyType(built))
+        built = {name: CfgSection(name, values, self) for name, values in sections.items()}
+        object.__setattr__(self, "_sections", built)
+        object.__setattr__(self, "_lock", threading.Lock())
 
     def __call__(self) -> Cfg:
         return self
@@ -332,31 +358,45 @@ class Cfg:
         return self[name]
 
     def __getitem__(self, name: str) -> CfgSection:
-        section = self._sections.get(name)
-        return section if section is not None else CfgSection(name, {})
+        with self._lock:
+            section = self._sections.get(name)
+        return section if section is not None else CfgSection(name, {}, self)
+
+    def _adopt(self, section: CfgSection) -> None:
+        """A section that was missing got a value: it is one of ours from now on."""
+        with self._lock:
+            self._sections.setdefault(section._name, section)
 
     def keys(self) -> KeysView[str]:
         """The section names, in file order."""
-        return self._sections.keys()
+        with self._lock:
+            return dict(self._sections).keys()
 
     def items(self) -> ItemsView[str, CfgSection]:
         """The ``(name, section)`` pairs."""
-        return self._sections.items()
+        with self._lock:
+            return dict(self._sections).items()
+
+    def raw(self) -> dict[str, dict[str, object]]:
+        """Every section's values as they are now."""
+        return {name: dict(section.items()) for name, section in self.items()}
 
     def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError("a descriptor's cfg is read-only")
+        raise AttributeError("a descriptor's sections cannot be replaced; set their values")
 
     def __contains__(self, name: object) -> bool:
-        return name in self._sections
+        with self._lock:
+            return name in self._sections
 
     def __iter__(self) -> Iterator[tuple[str, CfgSection]]:
-        return iter(self._sections.items())
+        return iter(self.items())
 
     def __len__(self) -> int:
-        return len(self._sections)
+        with self._lock:
+            return len(self._sections)
 
     def __repr__(self) -> str:
-        return f"Cfg({list(self._sections.values())!r})"
+        return f"Cfg({list(self.items())!r})"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -775,7 +815,17 @@ def load_descriptor(path: str | Path) -> Descriptor:
             f"not a plugin descriptor: expected a name ending in {', '.join(DESCRIPTOR_SUFFIXES)}",
             str(path),
         )
-    raw = reader(path)
+    return descriptor_from(path, reader(path))
+
+
+def descriptor_from(path: Path, raw: RawSections, cfg: Cfg | None = None) -> Descriptor:
+    """A descriptor from its sections (as read from ``path``, or changed since by the plugin).
+
+    ``cfg``, when given, is kept as the new descriptor's (the plugin holds it).
+
+    Raises:
+        ConfigError: a value is wrong; the error names the file, section and key.
+    """
     sections = _merge([(str(path), raw)])
 
     def known(name: str) -> _Section:
@@ -789,7 +839,7 @@ def load_descriptor(path: str | Path) -> Descriptor:
         main=_main_section(known("main"), path.stem),
         messaging=messaging,
         model=_model_section(known("model"), messaging.uuid),
-        cfg=Cfg(raw),
+        cfg=cfg if cfg is not None else Cfg(raw),
     )
     log.debug("%s: plugin %r (enabled: %s)", path, descriptor.name, descriptor.enabled)
     return descriptor

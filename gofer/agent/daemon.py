@@ -65,6 +65,7 @@ class Goferd:
         self.paths = paths
         self.config = config
         self.container = PluginContainer(paths.plugin_dirs)
+        self.container.attachment = self
         self.scheduler = Scheduler()
         self.journal: Journal | None = None
         self.runners: dict[str, PluginRunner] = {}
@@ -84,6 +85,10 @@ class Goferd:
         self._repliers: dict[str, Replier] = {}
         # Journaled requests already said to wait for their plugin.
         self._kept: set[str] = set()
+        # Plugins that detached themselves (plugin.detach()): no runner until they attach.
+        self._detached: set[str] = set()
+        # Plugins being loaded: an attach() from their @load hook waits for the load's end.
+        self._loading: set[str] = set()
         self._lock = threading.RLock()
         # Loading, reloading and unloading plugins come from signals (main
         # thread), management commands and the descriptor watch: one at a time.
@@ -208,11 +213,15 @@ class Goferd:
         self._rewire()
 
     def _load(self, descriptor: Descriptor) -> Plugin | None:
+        self._detached.discard(descriptor.main.name)
+        self._loading.add(descriptor.main.name)
         try:
             plugin = self.container.load(descriptor)
         except PluginError as exc:
             log.error("%s", exc)
             return None
+        finally:
+            self._loading.discard(descriptor.main.name)
         for action in plugin.catalog.actions:
             self.scheduler.add(action.name, action.run, action.interval)
         return plugin
@@ -221,11 +230,7 @@ class Goferd:
         with self._lock:
             runner = self.runners.pop(name, None)
         if runner is not None:
-            runner.stop_consuming()
-            runner.drain(self.config.main.drain_timeout)
-            if runner.running():
-                self._retired.append(runner)
-            self._unrun.update(runner.unrun())
+            self._retire(runner)
             if detach:
                 runner.detach()
         self.scheduler.remove_prefix(f"{name}.")
@@ -249,6 +254,8 @@ class Goferd:
                 runner = self.runners.get(plugin.name)
                 if runner is not None:
                     runner.dispatcher = dispatcher
+                    continue
+                if plugin.name in self._detached or plugin.name in self._loading:
                     continue
                 try:
                     runner = self._runner(plugin, dispatcher)
@@ -318,7 +325,7 @@ class Goferd:
             latency=descriptor.main.latency,
             managed=descriptor.model.managed,
             expiration=descriptor.model.expiration,
-            authenticator=_authenticator(descriptor),
+            authenticator=plugin.authenticator or _authenticator(descriptor),
             on_fatal=self._fatal,
         )
 
@@ -454,6 +461,46 @@ class Goferd:
         replier = Replier(self._connection(broker).send, authenticator)
         self._repliers[plugin] = replier
         return replier
+
+    # -- plugins moving themselves (Plugin.detach/attach) ----------------------
+
+    def detach_plugin(self, plugin: Plugin, teardown: bool) -> None:
+        """Stop consuming a plugin's queue until it attaches again; its requests are kept."""
+        with self._plugins_lock:
+            self._detached.add(plugin.name)
+            with self._lock:
+                runner = self.runners.pop(plugin.name, None)
+            if runner is None:
+                return
+            self._retire(runner)
+            if teardown:
+                runner.detach()
+            log.info("plugin %s detached from %s", plugin.name, runner.address)
+
+    def attach_plugin(self, plugin: Plugin) -> None:
+        """Consume the queue a plugin's descriptor names now (its old runner stops first)."""
+        with self._plugins_lock:
+            if plugin.name in self._loading:
+                self._detached.discard(plugin.name)
+                return  # the load's end starts its runner, on the queue named by then
+            if self.runners.get(plugin.name) is not None:
+                self.detach_plugin(plugin, teardown=False)
+            self._detached.discard(plugin.name)
+            self._rewire()
+
+    def pending_of(self, plugin: Plugin) -> list[str]:
+        """Serial numbers of a plugin's journaled requests not answered yet."""
+        if self.journal is None:
+            return []
+        return [e.sn for e in self.journal.pending() if e.plugin == plugin.name]
+
+    def _retire(self, runner: PluginRunner) -> None:
+        """Stop a runner: requests running finish (within the drain bound); the others stay."""
+        runner.stop_consuming()
+        runner.drain(self.config.main.drain_timeout)
+        if runner.running():
+            self._retired.append(runner)
+        self._unrun.update(runner.unrun())
 
     def _fatal(self, reason: str) -> None:
         self.on_fatal(reason)

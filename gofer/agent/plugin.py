@@ -23,9 +23,9 @@ import sys
 import threading
 from pathlib import Path
 from types import ModuleType
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
-from gofer.agent.config import Descriptor
+from gofer.agent.config import Descriptor, descriptor_from
 from gofer.errors import GoferError
 from gofer.messaging.url import Url
 from gofer.rmi.catalog import Catalog, remote_class
@@ -39,6 +39,19 @@ _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,99}$")
 
 class PluginError(GoferError):
     """A plugin could not be loaded, reloaded or unloaded."""
+
+
+class Attachment(Protocol):
+    """What moves a plugin between brokers and queues: goferd's runners."""
+
+    def detach_plugin(self, plugin: Plugin, teardown: bool) -> None:
+        """Stop consuming the plugin's queue (requests taken are kept)."""
+
+    def attach_plugin(self, plugin: Plugin) -> None:
+        """Consume the queue its descriptor names now."""
+
+    def pending_of(self, plugin: Plugin) -> list[str]:
+        """Serial numbers of its requests accepted and not answered yet."""
 
 
 class Plugin:
@@ -59,6 +72,10 @@ class Plugin:
         self.module: ModuleType | None = None
         self.catalog = Catalog(self.name, {}, {}, [], [], [])
         self._extensions: list[Catalog] = []
+        #: Set by the plugin (``plugin.authenticator = obj``): checks its
+        #: requests and signs its replies instead of the descriptor's.
+        self.authenticator: Any = None
+        self.scheduler = _Scheduler(self)
 
     @property
     def cfg(self) -> Any:
@@ -78,6 +95,34 @@ class Plugin:
     def queue(self) -> str | None:
         queue: str | None = self.descriptor.model.queue
         return queue
+
+    def detach(self, teardown: bool = True) -> None:
+        """Stop consuming the plugin's queue; with ``teardown``, delete it when ``managed=2``.
+
+        Requests already accepted are not lost: those running finish, those
+        waiting stay journaled and run once the plugin is attached again.
+        """
+        container = Plugin._container
+        if container is not None and container.attachment is not None:
+            container.attachment.detach_plugin(self, teardown)
+
+    def attach(self) -> None:
+        """Consume the broker and queue ``cfg.messaging`` and ``cfg.model`` name now.
+
+        A plugin moves to another broker or queue by setting them
+        (``plugin.cfg.model.queue = "new"``) and calling :meth:`detach` then
+        ``attach()``, without a goferd restart; ``plugin.authenticator`` set
+        before takes effect too.
+
+        Raises:
+            ConfigError: the changed settings are not valid.
+        """
+        self.descriptor = descriptor_from(
+            self.descriptor.path, self.descriptor.cfg.raw(), self.descriptor.cfg
+        )
+        container = Plugin._container
+        if container is not None and container.attachment is not None:
+            container.attachment.attach_plugin(self)
 
     @staticmethod
     def find(name: str) -> Plugin | None:
@@ -128,11 +173,32 @@ class Plugin:
         return f"Plugin({self.name!r})"
 
 
+class _Scheduler:
+    """``plugin.scheduler``: what the existing gofer's plugins read of their request queue."""
+
+    def __init__(self, plugin: Plugin) -> None:
+        self._plugin = plugin
+
+    @property
+    def pending(self) -> list[str]:
+        """Serial numbers of the plugin's requests accepted and not yet answered."""
+        container = Plugin._container
+        if container is None or container.attachment is None:
+            return []
+        return container.attachment.pending_of(self._plugin)
+
+
 class PluginContainer:
-    """The loaded plugins of one goferd, by name and by module name. Thread-safe."""
+    """The loaded plugins of one goferd, by name and by module name. Thread-safe.
+
+    Attributes:
+        attachment: goferd, which moves plugins between queues for
+            ``Plugin.detach``/``attach``; None outside goferd.
+    """
 
     def __init__(self, plugin_dirs: tuple[Path, ...]) -> None:
         self.plugin_dirs = plugin_dirs
+        self.attachment: Attachment | None = None
         self._plugins: dict[str, Plugin] = {}
         self._by_module: dict[str, Plugin] = {}
         self._lock = threading.RLock()

@@ -569,12 +569,19 @@ def test_cfg_iterates_like_the_old_graph(paths: Paths) -> None:
     assert cfg() is cfg
 
 
-def test_cfg_is_read_only(paths: Paths) -> None:
+def test_cfg_values_can_change_at_run_time_but_not_its_sections(paths: Paths) -> None:
+    # Plugins of the old gofer set plugin.cfg.model.queue = ... before plugin.attach().
     cfg = descriptor(paths, "myplugin.conf", GUIDE_FOOBAR).cfg
+    cfg.foobar.timeout = "5"
+    assert cfg.foobar.timeout == "5"
+    cfg.extra.mode = "fast"  # a section that was not there joins the others
+    assert cfg.extra.mode == "fast"
+    assert "extra" in cfg
+    assert cfg.raw()["extra"] == {"mode": "fast"}
     with pytest.raises(AttributeError):
         cfg.foobar = None
     with pytest.raises(AttributeError):
-        cfg.foobar.timeout = "5"
+        cfg.foobar._private = 1
     with pytest.raises(AttributeError):
         _ = cfg.foobar.__wrapped__  # special names are not keys
 
