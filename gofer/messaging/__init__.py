@@ -11,6 +11,7 @@ from gofer.errors import NotFound
 from gofer.messaging.adapter.model import TLS, Address, Broker, Delivery
 from gofer.messaging.auth import Authenticator, ValidationFailed
 from gofer.messaging.connection import Connection, Reader
+from gofer.messaging.connector import Connector
 from gofer.messaging.document import Document
 from gofer.messaging.nodes import Exchange, Producer, Queue
 from gofer.messaging.retry import Backoff
@@ -24,6 +25,7 @@ __all__ = [
     "Backoff",
     "Broker",
     "Connection",
+    "Connector",
     "Delivery",
     "Document",
     "Exchange",

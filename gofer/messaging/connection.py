@@ -15,6 +15,7 @@ from gofer.errors import ConnectionLostError
 from gofer.messaging.adapter import contract
 from gofer.messaging.adapter.model import Broker, Delivery, Exchange, Queue
 from gofer.messaging.adapter.registry import find
+from gofer.messaging.connector import Connector
 from gofer.messaging.retry import Backoff, retry
 from gofer.messaging.url import Url
 
@@ -53,7 +54,11 @@ class Connection:
         backoff: Backoff | None = None,
         adapter: contract.Adapter | None = None,
     ) -> None:
-        self.broker = broker if isinstance(broker, Broker) else Broker.of(broker)
+        if isinstance(broker, Broker):
+            self.broker = broker
+        else:  # a URL: a Connector registered for it gives its TLS files and heartbeat
+            found = Connector.find(broker)
+            self.broker = found.broker(broker) if found is not None else Broker.of(broker)
         self.adapter = adapter or find(self.broker.url.adapter)
         self.backoff = backoff or Backoff()
         self._lock = threading.Lock()

@@ -19,6 +19,7 @@ from gofer.errors import GoferError, InvalidDocumentError, NotFoundError
 from gofer.messaging import auth
 from gofer.messaging.adapter.model import TLS, Broker, Queue
 from gofer.messaging.connection import Connection, Reader
+from gofer.messaging.connector import settings_for
 from gofer.messaging.document import Document
 from gofer.messaging.retry import Backoff
 from gofer.messaging.url import Url
@@ -195,7 +196,11 @@ _transports_lock = threading.Lock()
 
 
 def transport_for(url: str | Url, tls: TLS, heartbeat: float | None) -> Transport:
-    """The process's shared transport for this broker and these settings."""
+    """The process's shared transport for this broker and these settings.
+
+    TLS and heartbeat not given come from a ``Connector`` registered for the URL.
+    """
+    tls, heartbeat = settings_for(url, tls, heartbeat)
     given = (url, tls, heartbeat)
     transport = _by_text.get(given)
     if transport is not None:
