@@ -89,7 +89,6 @@ path.
 from __future__ import annotations
 
 import collections
-import contextlib
 import dataclasses
 import fcntl
 import logging
@@ -105,6 +104,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import NamedTuple
 
+from gofer.agent import locks
 from gofer.agent.paths import make_directory, unsafe_directory
 from gofer.errors import GoferError
 from gofer.rmi.wire import valid_sn
@@ -130,9 +130,6 @@ _PUT_HEAD = struct.Struct(">dB")  # received, sn length
 _MAX_PAYLOAD = MAX_BODY + _PUT_HEAD.size + 256
 _PLUGIN_NAME = re.compile(r"[A-Za-z0-9_.-]{1,100}")
 _REWRITE_CHUNK = 2**20
-
-# Lock files of open journals; a forked child closes its copies (see _close_locks_in_child).
-_open_locks: set[int] = set()
 
 
 class JournalError(GoferError):
@@ -988,7 +985,7 @@ def _take_lock(directory: Path) -> int:
     except OSError as exc:
         os.close(fd)
         raise JournalError(f"the journal {directory} is in use ({path} is locked)") from exc
-    _open_locks.add(fd)
+    locks.held(fd)  # a fork-model child must not keep the journal locked
     _warn_if_open_to_others(directory)
     return fd
 
@@ -1004,16 +1001,5 @@ def _warn_if_open_to_others(directory: Path) -> None:
 
 
 def _release_lock(fd: int) -> None:
-    _open_locks.discard(fd)
+    locks.released(fd)
     os.close(fd)  # closing the only descriptor releases the flock
-
-
-def _close_locks_in_child() -> None:
-    """A forked child (the fork model) must not keep the parent's journal locked after it dies."""
-    for fd in _open_locks:
-        with contextlib.suppress(OSError):
-            os.close(fd)
-    _open_locks.clear()
-
-
-os.register_at_fork(after_in_child=_close_locks_in_child)

@@ -15,7 +15,7 @@ from pathlib import Path
 from types import FrameType
 
 from gofer import __version__
-from gofer.agent import logs, notify
+from gofer.agent import locks, logs, notify
 from gofer.agent.config import load_agent_config
 from gofer.agent.daemon import Goferd
 from gofer.agent.paths import Paths, make_directory, unsafe_directory
@@ -151,28 +151,13 @@ def pid_lock(path: Path) -> Iterator[None]:
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         os.set_inheritable(fd, False)
-        _held_locks.add(fd)
+        locks.held(fd)  # a fork-model child must not keep it
         yield
         with contextlib.suppress(OSError):
             os.unlink(path)
     finally:
-        _held_locks.discard(fd)
+        locks.released(fd)
         os.close(fd)
-
-
-# The pid file's lock, which a forked child (the fork model) must not hold:
-# a child outliving a killed goferd would keep the next one from starting.
-_held_locks: set[int] = set()
-
-
-def _release_locks_in_child() -> None:
-    for fd in _held_locks:
-        with contextlib.suppress(OSError):
-            os.close(fd)
-    _held_locks.clear()
-
-
-os.register_at_fork(after_in_child=_release_locks_in_child)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import secrets
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,16 +71,24 @@ def local_user(make_user: Callable[..., LocalUser]) -> LocalUser:
     return make_user()
 
 
-@pytest.fixture(scope="module")
-def quick_service() -> Iterator[str]:
-    """A PAM service running pam_unix without its ~2 s failure delay, so refusals are fast."""
-    name = f"gofer-pam-test-{secrets.token_hex(4)}"
+@contextmanager
+def pam_service(prefix: str, stack: str) -> Iterator[str]:
+    """A PAM service of our own in /etc/pam.d, removed afterwards; yields its name."""
+    name = f"{prefix}-{secrets.token_hex(4)}"
     path = Path("/etc/pam.d", name)
-    path.write_text("auth required pam_unix.so nodelay\naccount required pam_unix.so\n")
+    path.write_text(stack)
     try:
         yield name
     finally:
         path.unlink()
+
+
+@pytest.fixture(scope="module")
+def quick_service() -> Iterator[str]:
+    """A PAM service running pam_unix without its ~2 s failure delay, so refusals are fast."""
+    stack = "auth required pam_unix.so nodelay\naccount required pam_unix.so\n"
+    with pam_service("gofer-pam-test", stack) as name:
+        yield name
 
 
 # -- the real PAM stack ----------------------------------------------------------------
@@ -161,13 +170,10 @@ def test_missing_python_pam_names_the_package(monkeypatch: pytest.MonkeyPatch) -
 @pytest.fixture(scope="module")
 def deny_service() -> Iterator[str]:
     """A PAM service that refuses everyone."""
-    name = f"gofer-pam-deny-{secrets.token_hex(4)}"
-    path = Path("/etc/pam.d", name)
-    path.write_text("auth required pam_deny.so\naccount required pam_deny.so\n")
-    try:
+    with pam_service(
+        "gofer-pam-deny", "auth required pam_deny.so\naccount required pam_deny.so\n"
+    ) as name:
         yield name
-    finally:
-        path.unlink()
 
 
 def locked(user: str) -> Catalog:

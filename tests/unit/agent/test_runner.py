@@ -175,13 +175,23 @@ def make_runner(
         runner.drain(5)
 
 
-def call(connection: ScriptedConnection, classname: str, method: str, *args: Any) -> str:
-    sn = wire.new_sn()
-    doc = wire.request_document(
-        sn=sn, address=QUEUE, classname=classname, method=method, args=args, replyto=REPLIES
+def request(classname: str, method: str, *args: Any, **fields: Any) -> Document:
+    """A request for the runner's queue, replies to ``REPLIES``; ``fields``: secret, pam..."""
+    return wire.request_document(
+        sn=wire.new_sn(),
+        address=QUEUE,
+        classname=classname,
+        method=method,
+        args=args,
+        replyto=REPLIES,
+        **fields,
     )
+
+
+def call(connection: ScriptedConnection, classname: str, method: str, *args: Any) -> str:
+    doc = request(classname, method, *args)
     connection.incoming.put(doc.dump())
-    return sn
+    return str(doc["sn"])
 
 
 def test_admin_cancel_reaches_the_request_the_only_worker_runs(
@@ -273,14 +283,7 @@ def test_redelivery_of_a_message_checked_but_never_journaled_runs_once(
         write_many(entries)
 
     monkeypatch.setattr(journal, "write_many", flaky)
-    doc = wire.request_document(
-        sn=wire.new_sn(),
-        address=QUEUE,
-        classname="Slow",
-        method="echo",
-        args=["once"],
-        replyto=REPLIES,
-    )
+    doc = request("Slow", "echo", "once")
     connection.incoming.put(auth.sign(HmacAuthenticator(KEY), doc))
     assert connection.reply(str(doc["sn"]))["result"] == {"retval": "once"}
 
@@ -290,15 +293,8 @@ def test_a_finished_request_leaves_its_secret_and_pam_password_out_of_the_journa
     journal: Journal,
 ) -> None:
     _, connection = make_runner()
-    doc = wire.request_document(
-        sn=wire.new_sn(),
-        address=QUEUE,
-        classname="Slow",
-        method="echo",
-        args=["done"],
-        replyto=REPLIES,
-        secret="shared-secret-0001",
-        pam=("someone", "pam-password-0002"),
+    doc = request(
+        "Slow", "echo", "done", secret="shared-secret-0001", pam=("someone", "pam-password-0002")
     )
     connection.incoming.put(doc.dump())
     assert connection.reply(str(doc["sn"]))["result"] == {"retval": "done"}
