@@ -286,8 +286,17 @@ class Goferd:
         return [e for e in pending if e.plugin in plugins and e.sn not in busy]
 
     def _dispatcher(self, plugin: Plugin, plugins: dict[str, Plugin]) -> Dispatcher:
-        """The plugin's own API, what it may forward to, and its Admin (which nothing hides)."""
-        catalogs: list[Catalog] = []
+        """The plugin's own API, what it may forward to, and its Admin (which nothing hides).
+
+        A plugin whose descriptor says ``extends=<this plugin>`` adds its API
+        to this one's (the user guide's "Plugin Extension"); this plugin's
+        own classes win over an extension's of the same name.
+        """
+        catalogs: list[Catalog] = [
+            other.merged_catalog()
+            for other in plugins.values()
+            if plugin.name in other.descriptor.main.extends and other is not plugin
+        ]
         for name in plugin.descriptor.main.forward:
             other = plugins.get(name)
             accept = other.descriptor.main.accept if other is not None else ()
