@@ -17,6 +17,9 @@ Examples that cannot run as the guide writes them, and what is done:
 - "Progress Reporting", agent side: ``details='for: %d' % n)`` is a syntax
   error and ``sleep`` is not imported; the caller side runs, its missing
   colon added. Progress itself is tested in test_goferd.py.
+- "Testing" > "Interactive Shell": placeholders (``<your consumer ID>``,
+  a ``Foo`` class, Pulp's ``Agent``); the same calls run above, and
+  ``proxy.agent()`` below.
 """
 # The guide's code as it is written: imports where it makes them, % formats, broad excepts.
 # ruff: noqa: PLC0415, BLE001, E501, F841, F821, I001
@@ -312,4 +315,15 @@ def test_progress_reporting_caller(guide_agent: Goferd) -> None:
     agent = Agent('amqp://localhost', 'test')
     dog = agent.Dog(progress=progress_reported)
     dog.bark('howdy')
+    # end guide
+
+
+def test_interactive_shell_with_the_proxy_module(guide_agent: Goferd) -> None:
+    # guide: "Testing" > "Interactive Shell", the proxy module form, with this
+    # test's agent ('123') and class (MyClass.hello) for the placeholders
+    from gofer import proxy
+    uuid = '123'
+    agent = proxy.agent('amqp://localhost', uuid)
+    foo = agent.MyClass()
+    print(foo.hello())
     # end guide
