@@ -25,12 +25,14 @@
         ├── RemoteError              the remote method raised an exception we do not rebuild
         ├── RequestInterruptedError  goferd stopped while it ran; it was not run again
         ├── ResultTooLargeError      the method's result was too large to send back
-        ├── NotAuthorized            the shared secret (or PAM login) was wrong
-        ├── NamespaceNotFound        no such class or plugin namespace on the agent
-        └── MemberNotFound           no such remote method or function on the agent
+        └── DispatchError            the agent would not run it as asked
+            ├── NotAuthorized        the shared secret (or PAM login) was wrong
+            ├── NamespaceNotFound    no such class or plugin namespace on the agent
+            └── MemberNotFound       no such remote method or function on the agent
 
-``NotAuthorized``, ``NamespaceNotFound`` and ``MemberNotFound`` keep the
-names they have on the wire (the ``xclass`` of exception replies).
+``DispatchError``, ``NotAuthorized``, ``NamespaceNotFound`` and
+``MemberNotFound`` keep the names they have on the wire (the ``xclass`` of
+exception replies) and in the existing gofer.
 
 Only ``BrokerUnavailableError`` and its subclasses are worth retrying: the
 reconnect loop in :mod:`gofer.messaging.retry` retries on them and nothing else.
@@ -146,12 +148,35 @@ class RequestTimeoutError(RmiError):
     Attributes:
         sn: the serial number of the request; a late reply still carries it.
         wait: the seconds waited.
+        timeout: the same as ``wait``.
+
+    The existing gofer's callers read ``e.sn()`` and ``e.timeout()``: both
+    attributes also answer when called.
     """
 
     def __init__(self, sn: str, wait: float) -> None:
         super().__init__(f"request {sn} timed out after {wait:g}s without a final reply")
-        self.sn = sn
+        self.sn = _CallableText(sn)
         self.wait = wait
+        self.timeout = _CallableNumber(wait)
+
+
+class _CallableText(str):
+    """Text that is also its own getter (the existing gofer had ``sn()`` methods)."""
+
+    __slots__ = ()
+
+    def __call__(self) -> str:
+        return str(self)
+
+
+class _CallableNumber(float):
+    """A number that is also its own getter (the existing gofer had ``timeout()``)."""
+
+    __slots__ = ()
+
+    def __call__(self) -> float:
+        return float(self)
 
 
 class RequestRejectedError(RmiError):
@@ -220,15 +245,19 @@ class ResultTooLargeError(RmiError):
     """
 
 
-class NotAuthorized(RmiError):  # noqa: N818 - the name on the wire and in the user guide
+class DispatchError(RmiError):
+    """The agent found nothing it may run for the request: not there, or not for this caller."""
+
+
+class NotAuthorized(DispatchError):  # noqa: N818 - the name on the wire and in the user guide
     """The request's shared secret or PAM credentials were not accepted."""
 
 
-class NamespaceNotFound(RmiError):  # noqa: N818 - the name on the wire
+class NamespaceNotFound(DispatchError):  # noqa: N818 - the name on the wire
     """The agent provides no class (or plugin namespace) of that name."""
 
 
-class MemberNotFound(RmiError):  # noqa: N818 - the name on the wire
+class MemberNotFound(DispatchError):  # noqa: N818 - the name on the wire
     """The class or plugin provides no remote method or function of that name."""
 
 

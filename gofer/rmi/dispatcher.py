@@ -12,7 +12,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from gofer.decorators import DIRECT, Marks
-from gofer.errors import MemberNotFound, NamespaceNotFound, NotAuthorized
+from gofer.errors import DispatchError, MemberNotFound, NamespaceNotFound, NotAuthorized
+from gofer.errors import RemoteError as RemoteException
 from gofer.rmi import model
 from gofer.rmi.catalog import Catalog, Member
 from gofer.rmi.context import Context
@@ -198,3 +199,15 @@ def _json_result(request: Request, retval: Any) -> dict[str, Any]:
         )
         return model.RemoteFailure.from_exception(error).result()
     return {"retval": retval}
+
+
+# The existing gofer's callers import its dispatch errors from here.
+__all__ = [
+    "DispatchError",
+    "Dispatcher",
+    "MemberNotFound",
+    "NamespaceNotFound",
+    "NotAuthorized",
+    "PamCheck",
+    "RemoteException",
+]

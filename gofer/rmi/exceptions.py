@@ -33,6 +33,7 @@ _registered: dict[tuple[str, str], type[BaseException]] = {}
 _by_name: dict[str, type[BaseException]] = {
     cls.__name__: cls
     for cls in (
+        errors.DispatchError,
         errors.NotAuthorized,
         errors.NamespaceNotFound,
         errors.MemberNotFound,
@@ -40,6 +41,27 @@ _by_name: dict[str, type[BaseException]] = {
         errors.ResultTooLargeError,
     )
 }
+# A gofer 2.x agent names its dispatch errors otherwise (its gofer.rmi.dispatcher);
+# a caller catching ours catches theirs too.
+_by_name.update(
+    {
+        "ClassNotFound": errors.NamespaceNotFound,
+        "MethodNotFound": errors.MemberNotFound,
+        "NotPermitted": errors.MemberNotFound,  # a method not decorated @remote
+        **dict.fromkeys(
+            (
+                "AuthMethod",
+                "SecretRequired",
+                "SecretNotMatched",
+                "UserRequired",
+                "PasswordRequired",
+                "NotAuthenticated",
+                "UserNotAuthorized",
+            ),
+            errors.NotAuthorized,
+        ),
+    }
+)
 _lock = threading.Lock()
 
 

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from gofer.errors import RequestRejectedError, RequestTimeoutError, RmiError
+from gofer.errors import RequestTimeoutError as RequestTimeout
 from gofer.messaging import auth
 from gofer.messaging.adapter.model import TLS
 from gofer.messaging.document import Document
@@ -191,4 +192,5 @@ class Call:
 
 _PENDING = object()
 
-__all__ = ["Call", "RmiError", "Trigger"]
+# RequestTimeout: the existing gofer's name, imported from here by its callers.
+__all__ = ["Call", "RequestTimeout", "RmiError", "Trigger"]
