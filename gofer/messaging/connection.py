@@ -15,7 +15,7 @@ from gofer.errors import ConnectionLostError
 from gofer.messaging.adapter import contract
 from gofer.messaging.adapter.model import Broker, Delivery, Exchange, Queue
 from gofer.messaging.adapter.registry import find
-from gofer.messaging.connector import Connector
+from gofer.messaging.connector import registered
 from gofer.messaging.retry import Backoff, retry
 from gofer.messaging.url import Url
 
@@ -57,7 +57,7 @@ class Connection:
         if isinstance(broker, Broker):
             self.broker = broker
         else:  # a URL: a Connector registered for it gives its TLS files and heartbeat
-            found = Connector.find(broker)
+            found = registered(broker)
             self.broker = found.broker(broker) if found is not None else Broker.of(broker)
         self.adapter = adapter or find(self.broker.url.adapter)
         self.backoff = backoff or Backoff()

@@ -1,4 +1,4 @@
-"""Queues, exchanges and a producer as callers of the existing gofer use them.
+"""Queues and exchanges as callers of the existing gofer manage them.
 
 The existing gofer's callers manage their queues with these objects, e.g.
 the reply queue of asynchronous calls::
@@ -25,11 +25,9 @@ import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from gofer.messaging import auth
 from gofer.messaging.adapter.model import Exchange as ExchangeSettings
 from gofer.messaging.adapter.model import Queue as QueueSettings
 from gofer.messaging.connection import Connection
-from gofer.messaging.document import VERSION, Document
 from gofer.messaging.retry import Backoff
 
 #: Seconds an operation retries an unreachable broker before it gives up.
@@ -52,7 +50,44 @@ def _with_connection(url: str | None, work: Callable[[Connection], T]) -> T:
         connection.close()
 
 
-class Queue:
+class Node:
+    """A queue or an exchange: something on a broker with a name.
+
+    Args:
+        name: its name.
+        url: the broker URL its operations use when they are given none.
+    """
+
+    def __init__(self, name: str, url: str | None = None) -> None:
+        self.name = name
+        self.url = url
+
+    @property
+    def address(self) -> str:
+        """The address messages are sent to."""
+        return self.name
+
+    def declare(self, url: str | None = None) -> None:
+        """Create it on the broker."""
+        raise NotImplementedError
+
+    def delete(self, url: str | None = None) -> None:
+        """Remove it from the broker."""
+        raise NotImplementedError
+
+    def __eq__(self, other: object) -> bool:
+        """Queues are equal by name, and so are exchanges."""
+        related = isinstance(other, type(self)) or isinstance(self, type(other))
+        return related and isinstance(other, Node) and other.name == self.name
+
+    def __hash__(self) -> int:
+        return hash(self.name)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Queue(Node):
     """A queue on a broker, declared, deleted and purged by its owner.
 
     Args:
@@ -61,8 +96,7 @@ class Queue:
     """
 
     def __init__(self, name: str | None = None, url: str | None = None) -> None:
-        self.name = name or str(uuid.uuid4())
-        self.url = url
+        super().__init__(name or str(uuid.uuid4()), url)
         self.durable = True
         self.auto_delete = False
         self.exclusive = False
@@ -88,21 +122,11 @@ class Queue:
         """Drop the messages in the queue; how many there were."""
         return _with_connection(url or self.url, lambda c: c.purge_queue(self.name))
 
-    def address(self) -> str:
-        """The address callers send to (``queue``)."""
-        return self.name
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Queue) and other.name == self.name
-
-    def __hash__(self) -> int:
-        return hash(self.name)
-
     def __repr__(self) -> str:
         return f"Queue({self.name!r}, url={self.url!r})"
 
 
-class Exchange:
+class Exchange(Node):
     """An exchange on a broker, declared, deleted, and bound to queues by its owner.
 
     Args:
@@ -112,9 +136,8 @@ class Exchange:
     """
 
     def __init__(self, name: str, policy: str = DIRECT, url: str | None = None) -> None:
-        self.name = name
+        super().__init__(name, url)
         self.policy = policy
-        self.url = url
         self.durable = True
         self.auto_delete = False
 
@@ -142,12 +165,6 @@ class Exchange:
         name = _name(queue)
         _with_connection(url or self.url, lambda c: c.unbind(name, self.name, name))
 
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Exchange) and other.name == self.name
-
-    def __hash__(self) -> int:
-        return hash(self.name)
-
     def __repr__(self) -> str:
         return f"Exchange({self.name!r}, policy={self.policy!r}, url={self.url!r})"
 
@@ -156,60 +173,4 @@ def _name(queue: Any) -> str:
     return queue.name if isinstance(queue, Queue) else str(queue)
 
 
-class Producer:
-    """Sends gofer documents to addresses (the existing gofer's ``Producer``).
-
-    Example::
-
-        with Producer("amqp://localhost") as producer:
-            sn = producer.send("agent-1", ttl=30, note="hello")
-
-    Args:
-        url: the broker URL.
-
-    Attributes:
-        authenticator: signs what is sent, when set.
-    """
-
-    def __init__(self, url: str | None = None) -> None:
-        self.url = url or DEFAULT_URL
-        self.authenticator: auth.Authenticator | None = None
-        self._connection: Connection | None = None
-
-    def open(self) -> None:
-        """Connect (a later :meth:`send` would, too)."""
-        if self._connection is None:
-            self._connection = Connection(self.url)
-        self._connection.open()
-
-    def close(self) -> None:
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
-
-    def send(self, address: str, ttl: float | None = None, **body: Any) -> str:
-        """Send a document made of ``body`` to ``address``; its serial number.
-
-        The document carries ``sn``, ``version`` and ``routing`` as every gofer
-        message does; ``body`` adds the rest.
-        """
-        if self._connection is None:
-            self._connection = Connection(self.url)
-        sn = str(uuid.uuid4())
-        document = Document(sn=sn, version=VERSION, routing=[None, address], **body)
-        self._connection.send(address, auth.sign(self.authenticator, document), ttl=ttl)
-        return sn
-
-    def broadcast(self, addresses: list[str], **body: Any) -> list[str]:
-        """Send the same body to several addresses; their serial numbers."""
-        return [self.send(address, **body) for address in addresses]
-
-    def __enter__(self) -> Producer:
-        self.open()
-        return self
-
-    def __exit__(self, *unused: object) -> None:
-        self.close()
-
-
-__all__ = ["Exchange", "Producer", "Queue"]
+__all__ = ["DIRECT", "Exchange", "Node", "Queue"]

@@ -109,6 +109,64 @@ class Url:
         return dataclasses.replace(self, adapter=None)
 
 
+class URL:
+    """The existing gofer's ``URL``: a broker URL's parts as attributes.
+
+    A URL without a scheme is an ``amqp://`` one, as it was there. ``str()``
+    masks the password (so the object can be logged); ``canonical`` has it.
+
+    Example::
+
+        >>> url = URL("qpid+amqps://admin:pw@mq.example.com/vh")
+        >>> (url.adapter, url.scheme, url.host, url.port, url.path, url.is_ssl())
+        ('qpid', 'amqps', 'mq.example.com', 5671, 'vh', True)
+        >>> URL("localhost").canonical
+        'amqp://localhost'
+
+    Raises:
+        InvalidURLError: the text is not a broker URL.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.input = url
+        self.parsed = Url.parse(url if "://" in url else f"amqp://{url}")
+        self.adapter = self.parsed.adapter
+        self.scheme = self.parsed.scheme
+        self.host = self.parsed.host
+        self.port = self.parsed.port
+        self.userid = self.parsed.userid
+        self.password = self.parsed.password
+        self.path = self.parsed.virtual_host
+
+    @property
+    def canonical(self) -> str:
+        """``scheme://[user:password@]host[:port]``: no adapter, the port only if not a default."""
+        return self._format(self.password)
+
+    def _format(self, password: str | None) -> str:
+        auth = ""
+        if self.userid:
+            auth = f"{self.userid}@" if password is None else f"{self.userid}:{password}@"
+        port = "" if self.port in DEFAULT_PORTS.values() else f":{self.port}"
+        return f"{self.scheme}://{auth}{self.host}{port}"
+
+    def is_ssl(self) -> bool:
+        """True when the scheme asks for TLS."""
+        return self.parsed.tls
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, URL) and other.canonical == self.canonical
+
+    def __hash__(self) -> int:
+        return hash(self.canonical)
+
+    def __str__(self) -> str:
+        return self._format(None if self.password is None else "***")
+
+    def __repr__(self) -> str:
+        return f"URL({str(self)!r})"
+
+
 def _masked_text(text: object) -> str:
     """Mask the password of an unparsed URL for an error message."""
     value = str(text)
