@@ -2,7 +2,9 @@
 
 from gofer.rmi.replies import (
     Accepted,
+    AsyncReply,
     Failed,
+    FinalReply,
     Progress,
     Rejected,
     Reply,
@@ -16,7 +18,9 @@ from gofer.rmi.replies import (
 
 __all__ = [
     "Accepted",
+    "AsyncReply",
     "Failed",
+    "FinalReply",
     "Listener",
     "Progress",
     "Rejected",

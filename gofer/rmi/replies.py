@@ -20,14 +20,12 @@ from __future__ import annotations
 
 import collections
 import logging
-import threading
 from collections.abc import Callable
 from typing import Any, Union
 
-from gofer.errors import GoferError, RequestRejectedError
-from gofer.messaging import auth
-from gofer.messaging.adapter.model import Address, Queue
-from gofer.messaging.connection import Connection
+from gofer.errors import RequestRejectedError
+from gofer.messaging.adapter.model import Queue as QueueSettings
+from gofer.messaging.consumer import Consumer
 from gofer.messaging.document import Document
 from gofer.rmi import exceptions, wire
 
@@ -35,7 +33,7 @@ log = logging.getLogger(__name__)
 
 
 class Reply:
-    """A reply to an asynchronous request.
+    """A reply to an asynchronous request (the existing gofer's ``AsyncReply``).
 
     Attributes:
         sn: the request's serial number.
@@ -56,8 +54,28 @@ class Reply:
         self.data: Any = document.get("data")
         self.timestamp: str | None = document.get("timestamp")
 
+    def notify(self, listener: Listener) -> None:
+        """Pass this reply to ``listener``: to its method named for the reply, else to it.
+
+        A listener object without that method is skipped (it wants none of
+        these); a plain callable gets every reply.
+        """
+        method = getattr(listener, self.kind, None)
+        if callable(method):
+            method(self)
+        elif callable(listener) and not _is_listener_object(listener):
+            listener(self)
+
     def throw(self) -> None:
         """Raise what the reply reports, if it reports a failure; otherwise nothing."""
+
+    def _details(self) -> dict[str, Any]:
+        return {}
+
+    def __str__(self) -> str:
+        fields = {"sn": self.sn, "origin": self.origin, "timestamp": self.timestamp}
+        fields.update(data=self.data, **self._details())
+        return f"{type(self).__name__} " + " ".join(f"{k}={v!r}" for k, v in fields.items())
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(sn={self.sn!r})"
@@ -86,6 +104,9 @@ class Progress(Reply):
         self.completed = document.get("completed")
         self.details = document.get("details")
 
+    def _details(self) -> dict[str, Any]:
+        return {"total": self.total, "completed": self.completed, "details": self.details}
+
 
 class Rejected(Reply):
     """The agent will not run the request: ``code``, ``description`` and ``details``."""
@@ -103,8 +124,23 @@ class Rejected(Reply):
             self.sn, str(self.code), str(self.description or ""), self.details
         )
 
+    def _details(self) -> dict[str, Any]:
+        return {"code": self.code, "description": self.description, "details": self.details}
 
-class Succeeded(Reply):
+
+class FinalReply(Reply):
+    """The last reply to a request: it either returned or raised."""
+
+    def succeeded(self) -> bool:
+        """True when the request returned."""
+        return False
+
+    def failed(self) -> bool:
+        """True when the request raised."""
+        return not self.succeeded()
+
+
+class Succeeded(FinalReply):
     """The request returned ``retval``."""
 
     kind = "succeeded"
@@ -113,24 +149,43 @@ class Succeeded(Reply):
         super().__init__(document)
         self.retval = (document.get("result") or {}).get("retval")
 
+    def succeeded(self) -> bool:
+        return True
 
-class Failed(Reply):
-    """The request raised; ``throw()`` raises it here (rebuilt, see gofer.rmi.exceptions)."""
+    def _details(self) -> dict[str, Any]:
+        return {"retval": self.retval}
+
+
+class Failed(FinalReply):
+    """The request raised.
+
+    Attributes:
+        exval: the exception, rebuilt here (see gofer.rmi.exceptions); its
+            ``remote_traceback`` is the agent's traceback text.
+        xmodule, xclass, xargs, xstate: what the agent said about it
+            (``xstate["trace"]`` is the traceback text too).
+    """
 
     kind = "failed"
 
     def __init__(self, document: Document) -> None:
         super().__init__(document)
         result = document.get("result") or {}
-        self.exval = result.get("exval")
         self.xmodule = result.get("xmodule")
         self.xclass = result.get("xclass")
         self.xargs = result.get("xargs")
         self.xstate = result.get("xstate")
-        self._result = dict(result)
+        self.exval = exceptions.rebuild(dict(result))
 
     def throw(self) -> None:
-        raise exceptions.rebuild(self._result)
+        raise self.exval
+
+    def _details(self) -> dict[str, Any]:
+        return {"exval": self.exval}
+
+
+#: The existing gofer's name of the reply base class.
+AsyncReply = Reply
 
 
 _BY_STATUS: dict[str, type[Reply]] = {
@@ -181,7 +236,7 @@ class ListenerBase:
         """It raised."""
 
 
-class ReplyConsumer:
+class ReplyConsumer(Consumer):
     """Reads a reply queue and passes each reply to a listener, in its own thread.
 
     Args:
@@ -191,82 +246,58 @@ class ReplyConsumer:
             declared (durable) if missing, a ``Queue`` is its owner's to declare.
         url: the broker URL.
         authenticator: checks the replies' signatures when given.
+
+    Attributes:
+        listener: what :meth:`start` was given.
     """
 
-    def __init__(self, queue: object, url: str | None = None, authenticator: object = None) -> None:
-        name = getattr(queue, "name", queue)
-        self.queue = Address.parse(name).routing_key  # type: ignore[arg-type]
-        self._declare = isinstance(queue, str)
-        url = url or getattr(queue, "url", None) or "amqp://localhost"
-        self.url = url
+    #: Replies are small and many: let the broker hand over several at once.
+    prefetch = 16
+
+    def __init__(self, queue: Any, url: str | None = None, authenticator: Any = None) -> None:
+        super().__init__(queue, url)
         self.authenticator = authenticator
-        self._connection = Connection(url)
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
+        self.listener: Listener = None
+        self._declare = isinstance(queue, str)
         self._finished: collections.OrderedDict[str, None] = collections.OrderedDict()
 
-    def start(self, listener: Listener) -> None:
+    def start(self, listener: Listener = None) -> None:
         """Declare the queue if needed and start passing replies to ``listener``."""
+        self.listener = listener
         if self._declare:
-            self._connection.declare_queue(Queue(self.queue, durable=True))
-        self._thread = threading.Thread(
-            target=self._run,
-            args=(listener,),
-            name=f"gofer-reply-consumer {self.queue}",
-            daemon=True,
-        )
-        self._thread.start()
+            self._connection.declare_queue(QueueSettings(self.queue, durable=True))
+        super().start()
 
     def stop(self) -> None:
         """Stop after the reply being handled (if any)."""
-        self._stopping.set()
+        super().shutdown()
 
     def shutdown(self, timeout: float | None = 10.0) -> None:
-        """Stop, and wait for the consumer to end (the existing gofer's name for both)."""
+        """Stop, and wait up to ``timeout`` seconds for the consumer to end."""
         self.stop()
         self.join(timeout)
 
     def join(self, timeout: float | None = None) -> None:
-        """Wait for the consumer thread to end, then close the connection."""
-        if self._thread is not None:
-            self._thread.join(timeout)
-        self._connection.close()
+        """Wait for the consumer thread to end (at once for one never started)."""
+        if self.ident is not None:
+            super().join(timeout)
 
-    def _run(self, listener: Listener) -> None:
-        reader = self._connection.reader(self.queue, prefetch=16)
-        while not self._stopping.is_set():
-            try:
-                delivery = reader.get(timeout=0.5)
-            except GoferError as exc:
-                log.error("reading replies from %s: %s", self.queue, exc)
-                self._stopping.wait(1.0)
-                continue
-            if delivery is None:
-                continue
-            try:
-                document = auth.validate(self.authenticator, delivery.body)  # type: ignore[arg-type]
-            except GoferError as exc:
-                log.warning("reply on %s refused: %s", self.queue, exc)
-            else:
-                self._dispatch(listener, document)
-            reader.ack(delivery)
-        reader.close()
-
-    def _dispatch(self, listener: Listener, document: Document) -> None:
+    def dispatch(self, document: Document) -> None:
+        """Pass the reply in ``document`` to the listener (a final reply once only)."""
         reply = reply_for(document)
         if reply is None:
             log.warning("message on %s is no reply; dropped", self.queue)
             return
-        if isinstance(reply, (Succeeded, Failed)) and self._seen_final(reply.sn):
+        if isinstance(reply, FinalReply) and self._seen_final(reply.sn):
             log.debug("duplicate final reply for %s suppressed", reply.sn)
             return
-        target = listener if not hasattr(listener, reply.kind) else getattr(listener, reply.kind)
-        if not callable(target) or (target is listener and _is_listener_object(listener)):
-            return
         try:
-            target(reply)
+            reply.notify(self.listener)
         except Exception:
             log.exception("reply listener failed on %r", reply)
+
+    def rejected(self, code: str, description: str, document: Any, details: Any) -> None:
+        log.warning("reply on %s refused: %s", self.queue, description)
 
     def _seen_final(self, sn: str) -> bool:
         if sn in self._finished:
