@@ -23,8 +23,11 @@ What can be registered, by the name callers use (``agent.<name>``):
 - an instance: shared by every mock agent;
 - a module: its functions are called as ``agent.<name>.<function>()``.
 
-:func:`uninstall` puts the real ``Agent`` back; :func:`reset` forgets what
-was registered.
+Mock agents are kept by address: ``Agent(url, "xyz")`` in a test gives the
+agent (and the call history) that the code under test got for ``"xyz"``.
+:func:`all` lists them; :func:`reset` forgets them (and every call history),
+keeping what is registered; :func:`purge` forgets the registrations too.
+:func:`uninstall` puts the real ``Agent`` back.
 """
 
 from __future__ import annotations
@@ -37,22 +40,36 @@ from gofer.errors import MemberNotFound, NamespaceNotFound
 
 _registered: dict[str, Any] = {}
 _shared: dict[str, _Stub] = {}
+_agents: dict[Any, MockAgent] = {}
 _lock = threading.RLock()
 _real: dict[str, Any] = {}
 
 
+class NotRegisteredError(NamespaceNotFound, AttributeError):
+    """``agent.<name>`` for a name nothing was registered under (``hasattr()`` is False)."""
+
+
+class NoSuchMethodError(MemberNotFound, AttributeError):
+    """``stub.<name>`` for a method the registered object lacks."""
+
+
 class Call(NamedTuple):
-    """One call a mock method received."""
+    """One call a mock method received: ``(args, kwargs)``."""
 
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
 
+    @property
+    def call(self) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """The call as the tuple ``(args, kwargs)``."""
+        return (self.args, self.kwargs)
+
     def __repr__(self) -> str:
-        return repr((self.args, self.kwargs))
+        return repr(self.call)
 
 
 class MockMethod:
-    """A registered method, with its call history and results pushed for later calls."""
+    """A registered method, with its call history and what was pushed for the next calls."""
 
     def __init__(self, name: str, function: Callable[..., Any]) -> None:
         self.name = name
@@ -64,12 +81,16 @@ class MockMethod:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         with self._lock:
             self._history.append(Call(args, dict(kwargs)))
-            pushed = self._pushed.pop(0) if self._pushed else _NOTHING
-        if isinstance(pushed, BaseException):
+            pushed = self._pushed.pop() if self._pushed else _NOTHING
+        if pushed is _NOTHING:
+            return self._function(*args, **kwargs)
+        if isinstance(pushed, BaseException) or (
+            isinstance(pushed, type) and issubclass(pushed, BaseException)
+        ):
             raise pushed
-        if pushed is not _NOTHING:
-            return pushed
-        return self._function(*args, **kwargs)
+        if callable(pushed):
+            return pushed(*args, **kwargs)
+        return pushed
 
     def history(self) -> list[Call]:
         """Every call so far, oldest first."""
@@ -77,9 +98,22 @@ class MockMethod:
             return list(self._history)
 
     def push(self, outcome: Any) -> None:
-        """Make the next call raise ``outcome`` (an exception) or return it (anything else)."""
+        """Decide the next call: raise ``outcome`` (an exception), call it, or return it.
+
+        Pushed outcomes are a stack, as they were: the last pushed is used first.
+        """
         with self._lock:
             self._pushed.append(outcome)
+
+    def pop(self) -> Any:
+        """Take back the outcome pushed last (None when nothing is pushed)."""
+        with self._lock:
+            return self._pushed.pop() if self._pushed else None
+
+    def purge(self) -> None:
+        """Forget the call history."""
+        with self._lock:
+            self._history.clear()
 
     def reset(self) -> None:
         """Forget the history and what was pushed."""
@@ -111,18 +145,39 @@ class _Stub:
             if method is None:
                 function = getattr(self._target, name, None)
                 if not callable(function):
-                    raise MemberNotFound(f'"{self._name}.{name}()" not provided by plugin.')
+                    raise NoSuchMethodError(f'"{self._name}.{name}()" not provided by plugin.')
                 method = self._methods[name] = MockMethod(name, function)
             return method
 
+    def __getitem__(self, name: str) -> MockMethod:
+        return self.__getattr__(name)
+
+    def __repr__(self) -> str:
+        return f"<mock stub {self._name}: {self._target!r}>"
+
 
 class MockAgent:
-    """Stands for :class:`gofer.proxy.Agent` once :func:`install` ran; takes the same arguments."""
+    """Stands for :class:`gofer.proxy.Agent` once :func:`install` ran; takes the same arguments.
 
-    def __init__(self, *args: Any, **options: Any) -> None:
-        self.args = args
-        self.options = options
-        self._own: dict[str, _Stub] = {}
+    One per address (the last positional argument): asking again for the
+    same address gives the same mock agent, whatever the options.
+    """
+
+    address: Any
+    args: tuple[Any, ...]
+    options: dict[str, Any]
+    _own: dict[str, tuple[Any, _Stub]]
+
+    def __new__(cls, *args: Any, **options: Any) -> MockAgent:
+        address = args[-1] if args else None
+        with _lock:
+            agent = _agents.get(address)
+            if agent is None:
+                agent = super().__new__(cls)
+                agent.address, agent.args, agent.options = address, args, options
+                agent._own = {}
+                _agents[address] = agent
+            return agent
 
     def __getattr__(self, name: str) -> _Stub:
         if name.startswith("_"):
@@ -132,17 +187,32 @@ class MockAgent:
     def __getitem__(self, name: str) -> _Stub:
         with _lock:
             if name not in _registered:
-                raise NamespaceNotFound(f'"{name}" not provided by plugin.')
+                raise NotRegisteredError(f'"{name}" not provided by plugin.')
             target = _registered[name]
             if isinstance(target, type):
-                stub = self._own.get(name)
-                if stub is None:
-                    stub = self._own[name] = _Stub(name, target())
-                return stub
+                own = self._own.get(name)
+                if own is None or own[0] is not target:
+                    own = self._own[name] = (target, _Stub(name, target()))
+                return own[1]
             stub = _shared.get(name)
             if stub is None:
                 stub = _shared[name] = _Stub(name, target)
             return stub
+
+    def __repr__(self) -> str:
+        return f"MockAgent{self.args!r}"
+
+
+def agent(*args: Any, **options: Any) -> MockAgent:
+    """The mock agent for these arguments (the existing gofer's ``mock.agent()``)."""
+    return MockAgent(*args, **options)
+
+
+# The existing gofer's name; it hides the builtin in this module only.
+def all() -> list[MockAgent]:
+    """Every mock agent made since the last :func:`reset`."""
+    with _lock:
+        return list(_agents.values())
 
 
 def register(**stubs: Any) -> None:
@@ -154,10 +224,17 @@ def register(**stubs: Any) -> None:
 
 
 def reset() -> None:
-    """Forget every registration (and the shared stubs' history)."""
+    """Forget the mock agents and every call history; what is registered stays."""
+    with _lock:
+        _agents.clear()
+        _shared.clear()
+
+
+def purge() -> None:
+    """Forget what is registered, as well as the mock agents."""
     with _lock:
         _registered.clear()
-        _shared.clear()
+        reset()
 
 
 def install() -> None:
@@ -181,4 +258,17 @@ def uninstall() -> None:
         _real.clear()
 
 
-__all__ = ["Call", "MockAgent", "MockMethod", "install", "register", "reset", "uninstall"]
+__all__ = [
+    "Call",
+    "MockAgent",
+    "MockMethod",
+    "NoSuchMethodError",
+    "NotRegisteredError",
+    "agent",
+    "all",
+    "install",
+    "purge",
+    "register",
+    "reset",
+    "uninstall",
+]

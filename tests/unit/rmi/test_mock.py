@@ -9,14 +9,14 @@ from collections.abc import Iterator
 
 import pytest
 
-from gofer.errors import NamespaceNotFound
+from gofer.errors import MemberNotFound, NamespaceNotFound
 from gofer.messaging import mock
 
 
 @pytest.fixture(autouse=True)
 def clean() -> Iterator[None]:
     yield
-    mock.reset()
+    mock.purge()
     mock.uninstall()
 
 
@@ -150,3 +150,94 @@ def test_uninstall_brings_the_real_agent_back() -> None:
     assert gofer.proxy.Agent is mock.MockAgent
     mock.uninstall()
     assert gofer.proxy.Agent is real
+
+
+class Repo:
+    def bind(self, repoid: str, data: object = None) -> str:
+        return f"bound {repoid}"
+
+
+def test_reset_between_tests_keeps_what_is_registered() -> None:
+    # The way Pulp's tests use it: register once, reset between tests.
+    mock.install()
+    mock.reset()
+    mock.register(Repo=Repo)
+    from gofer.proxy import Agent
+
+    Agent("amqp://localhost", "consumer-1").Repo().bind("zoo")
+    assert [agent.address for agent in mock.all()] == ["consumer-1"]
+    mock.reset()
+    assert mock.all() == []
+    again = Agent("amqp://localhost", "consumer-1").Repo()
+    assert again.bind("zoo") == "bound zoo"
+    assert len(again.bind.history()) == 1  # a fresh agent, a fresh history
+
+
+def test_one_mock_agent_per_address() -> None:
+    mock.install()
+    mock.register(Repo=Repo)
+    from gofer.proxy import Agent
+
+    Agent("amqp://localhost", "c1", wait=0).Repo().bind("made by the code under test")
+    seen = Agent("amqp://localhost", "c1").Repo.bind.history()
+    assert seen[0].args == ("made by the code under test",)
+    assert seen[0].call == (("made by the code under test",), {})
+    assert Agent("amqp://localhost", "c2") is not Agent("amqp://localhost", "c1")
+    assert mock.agent("amqp://localhost", "c1") is Agent("amqp://localhost", "c1")
+
+
+def test_pushed_outcomes_are_a_stack_of_exceptions_functions_and_values() -> None:
+    mock.register(Repo=Repo)
+    method = mock.agent("c").Repo().bind
+    method.push("first pushed")
+    method.push(lambda repoid, data=None: f"replaced {repoid}")
+    method.push(KeyError)
+    with pytest.raises(KeyError):
+        method("a")
+    assert method("b") == "replaced b"
+    assert method("c") == "first pushed"
+    assert method("d") == "bound d"  # nothing pushed: the registered method
+    method.push("x")
+    assert method.pop() == "x"
+    assert method.pop() is None
+    assert [call.args[0] for call in method.history()] == ["a", "b", "c", "d"]
+    method.purge()
+    assert method.history() == []
+
+
+def test_stubs_take_options_and_constructor_arguments_and_names() -> None:
+    mock.register(Repo=Repo)
+    agent = mock.agent("amqp://localhost", "c")
+    repo = agent.Repo(wait=0)
+    assert repo("constructor", arg=1) is repo
+    assert repo["bind"]("zoo") == "bound zoo"
+    assert agent["Repo"] is agent.Repo
+
+
+def test_unknown_names_are_attribute_errors_too() -> None:
+    mock.register(Repo=Repo)
+    agent = mock.agent("c")
+    assert not hasattr(agent, "Cat")
+    assert not hasattr(agent.Repo(), "sit")
+    with pytest.raises(MemberNotFound):
+        agent.Repo().sit()
+
+
+def test_purge_forgets_the_registrations() -> None:
+    mock.register(Repo=Repo)
+    mock.purge()
+    with pytest.raises(NamespaceNotFound):
+        mock.agent("c").Repo()
+
+
+def test_registering_a_class_again_replaces_it_in_every_agent() -> None:
+    agent = mock.agent("c")
+    mock.register(Repo=Repo)
+    assert agent.Repo().bind("a") == "bound a"
+
+    class Other:
+        def bind(self, repoid: str) -> str:
+            return "other"
+
+    mock.register(Repo=Other)
+    assert agent.Repo().bind("a") == "other"
