@@ -1,31 +1,47 @@
-"""The user guide's server-side examples, run as written (print() for print) against a real goferd.
+"""The user guide's caller-side Python examples, run as written against a real goferd.
 
-goferd serves the guide's agent-side plugin (tests/e2e/plugins/guide/plugin.py,
-descriptor as in "Define Agent-side": uuid=test) and its "Writing A Plugin"
-plugin on queue 123, on the test broker at amqp://localhost, which is the URL
-the guide's examples name. The examples' own code is in the functions below,
-between the "guide" markers, unchanged but for print and except syntax.
+goferd serves the guide's plugins on the test broker at amqp://localhost,
+the URL the guide's examples name: its agent-side plugin
+(tests/e2e/plugins/guide/plugin.py, descriptor as in "Define Agent-side":
+uuid=test), its "Writing A Plugin" myplugin on queue 123, the MyClass of its
+"Security" section on queue secure, and the Dog of "Class Constructor
+Arguments" on queue kennel. Each test holds one example between "guide:"
+(with the guide's line numbers) and "end guide" markers, unchanged but for
+print and except syntax; where the example leaves the agent's URL or queue to
+the reader (``url``, ``uuid``, ``...``), the test defines them first.
 
-Examples that cannot run as the guide writes them, and what is done:
+Examples that cannot run exactly as the guide writes them, and what is done:
 
-- "Define Agent-side": ``from gofer.rmi.model.FORK`` is a syntax error and
-  ``cfg`` is undefined; plugins/guide/plugin.py fixes the two lines.
-- "Writing A Plugin": the stand-alone ``@remote def hello(self)`` takes a
-  ``self`` nobody passes; its class form runs.
-- "Class Constructor Arguments": the plugin's ``wag()`` has no ``self`` and
-  ``bark(self)`` is called with an argument; not run.
-- "Progress Reporting", agent side: ``details='for: %d' % n)`` is a syntax
-  error and ``sleep`` is not imported; the caller side runs, its missing
-  colon added. Progress itself is tested in test_goferd.py.
-- "Testing" > "Interactive Shell": placeholders (``<your consumer ID>``,
-  a ``Foo`` class, Pulp's ``Agent``); the same calls run above, and
-  ``proxy.agent()`` below.
+- "Asynchronous (callback) Invocation", 1495: ``from gofer.messaging.async
+  import ReplyConsumer`` is a syntax error since Python 3.7 (``async`` is a
+  keyword); the module is imported by name with importlib instead, the one
+  line changed. Its listener's ``succeeded()`` records the reply, so that
+  the test can see it (the guide's body is ``pass``).
+- "Options" > "trigger", 1091: ``Agent(uuid, trigger=1)`` lacks the broker
+  URL the guide's Agent takes first (1.x's signature); ``url`` is added.
+- "Options" > "ttl and wait", 1128: ``ttl=5m`` is a syntax error; it is
+  written ``ttl='5m'``, the string form the section describes.
+- "Synchronous Invocation (specify timeout)", 1439: a stray line
+  ``amqp://localhost`` (a syntax error) is left out.
+- "Progress Reporting", 1685: ``def progress_reported(report)`` lacks its
+  colon. Progress itself is tested in test_goferd.py.
+- The agent side of "Define Agent-side" (``from gofer.rmi.model.FORK``,
+  undefined ``cfg``), of the stand-alone function of "Writing A Plugin"
+  (``hello(self)``, which nobody passes) and of "Class Constructor
+  Arguments" (``bark(self)`` called with words, ``wag()`` without self):
+  the plugins in tests/e2e/plugins/guide fix those lines and say so.
+- "Testing" > "Interactive Shell", 1752-1772: placeholders
+  (``<your consumer ID>``, a ``Foo`` class); myplugin's queue 123 and its
+  MyClass.hello stand in for them. Its "Admin.help()" session imports
+  Pulp's own Agent, not gofer's: not run.
+- "Mocks" runs without a broker: tests/unit/rmi/test_mock.py.
 """
 # The guide's code as it is written: imports where it makes them, % formats, broad excepts.
 # ruff: noqa: PLC0415, BLE001, E501, F841, F821, I001
 
 from __future__ import annotations
 
+import importlib
 import re
 import shutil
 import time
@@ -35,7 +51,8 @@ from typing import Any
 
 import pytest
 
-from gofer.messaging import Queue
+from gofer.errors import NotAuthorized
+from gofer.messaging import Queue, Reader
 from gofer.messaging.connection import Connection
 from tests import brokers
 from tests.e2e.conftest import PLUGINS, Goferd
@@ -59,6 +76,8 @@ def guide_agent(url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     modules = goferd.root / "usr/lib/gofer/plugins"
     shutil.copy(GUIDE / "plugin.py", modules / "plugin.py")
     shutil.copy(GUIDE / "myplugin_guide.py", modules / "myplugin.py")
+    shutil.copy(GUIDE / "mysecret.py", modules / "mysecret.py")
+    shutil.copy(GUIDE / "kennel.py", modules / "kennel.py")
     goferd.write_descriptor(
         "plugin",
         {
@@ -72,12 +91,17 @@ def guide_agent(url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         "myplugin",
         {"main": {"enabled": 1}, "messaging": {"url": "amqp://localhost"}, "model": {"queue": "123"}},
     )
+    for name, queue in (("mysecret", "secure"), ("kennel", "kennel")):
+        goferd.write_descriptor(
+            name,
+            {"main": {"enabled": 1}, "messaging": {"url": "amqp://localhost"}, "model": {"queue": queue}},
+        )
     goferd.start()
     yield goferd
     goferd.discard()
     connection = Connection(url)
     try:
-        for queue in ("test", "123", "tasks"):
+        for queue in ("test", "123", "secure", "kennel", "tasks", "foo"):
             connection.delete_queue(queue)
     finally:
         connection.close()
@@ -88,7 +112,7 @@ WAGGED = "Yes master.  I will wag my tail because that is what dogs do."
 
 
 def test_writing_a_plugin_step_6(guide_agent: Goferd, capsys: pytest.CaptureFixture[str]) -> None:
-    # guide: "Writing A Plugin", step 6
+    # guide: "Writing A Plugin", step 6, 416-424
     # your server code
     from gofer.proxy import Agent
 
@@ -102,7 +126,7 @@ def test_writing_a_plugin_step_6(guide_agent: Goferd, capsys: pytest.CaptureFixt
 
 
 def test_synchronous_invocation(guide_agent: Goferd, capsys: pytest.CaptureFixture[str]) -> None:
-    # guide: "Synchronous Invocation"
+    # guide: "Synchronous Invocation", 1402-1423
     from gofer.proxy import Agent
 
     agent = Agent('amqp://localhost', 'test')
@@ -134,7 +158,7 @@ def test_synchronous_invocation(guide_agent: Goferd, capsys: pytest.CaptureFixtu
 
 
 def test_synchronous_invocation_with_a_timeout(guide_agent: Goferd) -> None:
-    # guide: "Synchronous Invocation (specify timeout)"
+    # guide: "Synchronous Invocation (specify timeout)", 1437-1446
     from gofer.proxy import Agent
 
     agent = Agent('amqp://localhost', 'test', wait=180)  # specify timeout
@@ -149,7 +173,7 @@ def test_synchronous_invocation_with_a_timeout(guide_agent: Goferd) -> None:
 
 
 def test_fire_and_forget(guide_agent: Goferd, capsys: pytest.CaptureFixture[str]) -> None:
-    # guide: "Asynchronous (fire & forget) Invocation"
+    # guide: "Asynchronous (fire & forget) Invocation", 1460-1481
     from gofer.proxy import Agent
 
     # create an agent where user data = 'task_id'
@@ -179,9 +203,9 @@ def test_fire_and_forget(guide_agent: Goferd, capsys: pytest.CaptureFixture[str]
 
 def test_asynchronous_callbacks(guide_agent: Goferd, capsys: pytest.CaptureFixture[str]) -> None:
     got: list[Any] = []
-    # guide: "Asynchronous (callback) Invocation", the Listener form
+    # guide: "Asynchronous (callback) Invocation", the Listener form, 1494-1571
     from gofer.proxy import Agent
-    from gofer.rmi.async_ import ReplyConsumer
+    ReplyConsumer = importlib.import_module("gofer.messaging.async").ReplyConsumer
 
     # specify a reply address to be used for asynchronous responses.
 
@@ -243,9 +267,9 @@ def test_asynchronous_callbacks(guide_agent: Goferd, capsys: pytest.CaptureFixtu
 
 def test_asynchronous_callable(guide_agent: Goferd, capsys: pytest.CaptureFixture[str]) -> None:
     from gofer.proxy import Agent
-    from gofer.rmi.async_ import ReplyConsumer
+    ReplyConsumer = importlib.import_module("gofer.messaging.async").ReplyConsumer
 
-    # guide: "Asynchronous (callback) Invocation", the callable form
+    # guide: "Asynchronous (callback) Invocation", the callable form, 1576-1595
     # specify a reply address to be used for responses.
 
     reply_to = 'tasks'
@@ -276,7 +300,7 @@ def test_asynchronous_callable(guide_agent: Goferd, capsys: pytest.CaptureFixtur
 
 
 def test_getting_started(guide_agent: Goferd, capsys: pytest.CaptureFixture[str]) -> None:
-    # guide: "Getting Started" > "Python", the interactive session
+    # guide: "Getting Started" > "Python", the interactive session, 327-332
     from gofer.proxy import Agent
 
     url = 'amqp://localhost'
@@ -290,7 +314,7 @@ def test_getting_started(guide_agent: Goferd, capsys: pytest.CaptureFixture[str]
 
 
 def test_security(guide_agent: Goferd) -> None:
-    # guide: "Security" (this Dog wants no secret: the call goes through)
+    # guide: "Python Examples" > "Security", 1656-1665 (this Dog wants no secret)
     from gofer.proxy import Agent
     from gofer.messaging.dispatcher import NotAuthorized
 
@@ -305,8 +329,7 @@ def test_security(guide_agent: Goferd) -> None:
 
 
 def test_progress_reporting_caller(guide_agent: Goferd) -> None:
-    # guide: "Progress Reporting", the caller (the guide's "def progress_reported(report)"
-    # lacks its colon)
+    # guide: "Progress Reporting", the caller, 1683-1690 (its colon added)
     from gofer.proxy import Agent
 
     def progress_reported(report):
@@ -319,11 +342,166 @@ def test_progress_reporting_caller(guide_agent: Goferd) -> None:
 
 
 def test_interactive_shell_with_the_proxy_module(guide_agent: Goferd) -> None:
-    # guide: "Testing" > "Interactive Shell", the proxy module form, with this
-    # test's agent ('123') and class (MyClass.hello) for the placeholders
+    # guide: "Testing" > "Interactive Shell", the proxy module form, 1764-1768,
+    # with myplugin ('123', MyClass.hello) for the placeholders
     from gofer import proxy
     uuid = '123'
     agent = proxy.agent('amqp://localhost', uuid)
     foo = agent.MyClass()
     print(foo.hello())
     # end guide
+
+
+def test_writing_a_plugin_step_6_the_function(guide_agent: Goferd) -> None:
+    # guide: "Writing A Plugin", step 6, the stand-alone function, 428-435
+    # your server code
+    from gofer.proxy import Agent
+
+    url = 'amqp://localhost'
+    uuid = '123'
+    agent = Agent(url, uuid)
+    agent.myplugin.hello()
+    # end guide
+    assert agent.myplugin.hello() == 'MyPlugin says, "hello".'
+
+
+def test_interactive_testing(guide_agent: Goferd, capsys: pytest.CaptureFixture[str]) -> None:
+    # guide: "Writing A Plugin" > "Interactive Testing", 451-457 and 466-472
+    from gofer.proxy import Agent
+
+    url = 'amqp://localhost'
+    uuid = '123'
+    agent = Agent(url, uuid)
+    myclass = agent.MyClass()
+    print(myclass.hello())
+
+    from gofer.proxy import Agent
+
+    url = 'amqp://localhost'
+    uuid = '123'
+    agent = Agent(url, uuid)
+    admin = agent.Admin()
+    print(admin.help())
+    # end guide
+    out = capsys.readouterr().out
+    assert out.startswith('MyPlugin says, "hello".\n')
+    assert "myplugin.MyClass.hello()" in out
+
+
+def test_writing_a_plugin_security(guide_agent: Goferd) -> None:
+    from gofer.proxy import Agent
+
+    agent = Agent('amqp://localhost', 'secure')
+    # guide: "Writing A Plugin" > "Security", 500-501
+    c = agent.MyClass(secret='mycathas9lives')
+    c.hello()
+    # end guide
+    assert c.hello() == 'MyPlugin says, "hello".'
+    with pytest.raises(NotAuthorized):
+        agent.MyClass(secret='wrong').hello()
+    with pytest.raises(NotAuthorized):
+        agent.MyClass().hello()
+
+
+def test_server_side(guide_agent: Goferd) -> None:
+    # guide: "Python Examples" > "Server-side", 1342-1346
+    from gofer.proxy import Agent
+
+    url = 'amqp://localhost'
+    address = 'test'
+    agent = Agent(url, address)
+    # end guide
+    assert agent.Dog().bark('hi') == BARKED
+
+
+def test_option_reply(guide_agent: Goferd) -> None:
+    url, uuid = 'amqp://localhost', 'test'
+    foo = Queue('foo', url=url)  # "Assume a reply listener on the topic or queue named: foo"
+    foo.declare()
+    # guide: "Options" > "reply", 1074-1076
+    from gofer.proxy import Agent
+
+    agent = Agent(url, uuid, reply='foo')
+    # end guide
+    sn = agent.Dog().bark('to foo')
+    assert SN.match(sn)
+    with Reader(foo) as reader:
+        document = reader.search(sn, timeout=30)
+        while document is not None and "result" not in document:  # accepted, started
+            document = reader.search(sn, timeout=30)
+    assert document is not None
+    assert document.result.retval == BARKED
+
+
+def test_option_trigger(guide_agent: Goferd, capsys: pytest.CaptureFixture[str]) -> None:
+    url, uuid = 'amqp://localhost', 'test'
+    # guide: "Options" > "trigger", 1089-1095 (the url, which Agent takes first, added)
+    from gofer.proxy import Agent
+
+    agent = Agent(url, uuid, trigger=1)
+    dog = agent.Dog()
+    trigger = dog.bark('delayed!')
+    print(trigger.sn)      # do something with serial number
+    trigger()             # pull the trigger
+    # end guide
+    assert SN.match(capsys.readouterr().out.strip())
+    assert trigger() == BARKED  # pulled once; the result is kept
+
+
+def test_option_secret(guide_agent: Goferd) -> None:
+    url, uuid = 'amqp://localhost', 'test'
+    # guide: "Options" > "secret", 1105-1107
+    from gofer.proxy import Agent
+
+    agent = Agent(url, uuid, secret='foobar')
+    # end guide
+    assert agent.Dog().bark('hi') == BARKED  # a method that wants no secret ignores it
+
+
+def test_option_ttl_and_wait(guide_agent: Goferd) -> None:
+    url, uuid = 'amqp://localhost', 'test'
+    # guide: "Options" > "ttl and wait", 1122-1131 (ttl=5m written as the string '5m')
+    from gofer.proxy import Agent
+
+    # TTL 5 seconds
+    agent = Agent(url, uuid, ttl=5)
+
+    # TTL 5 minutes
+    agent = Agent(url, uuid, ttl='5m')
+
+    # TTL 30 seconds, wait for 5 seconds
+    agent = Agent(url, uuid, ttl=30, wait=5)
+    # end guide
+    assert (agent.options.ttl, agent.options.wait) == (30, 5)
+    assert Agent(url, uuid, ttl='5m').options.ttl == 300
+    assert agent.Dog().bark('hi') == BARKED
+
+
+def test_option_user_and_password(guide_agent: Goferd) -> None:
+    url, uuid = 'amqp://localhost', 'test'
+    # guide: "Options" > "user/password", 1141-1143
+    from gofer.proxy import Agent
+
+    agent = Agent(url, uuid, user='root', password='xxx')
+    # end guide
+    assert agent.Dog().bark('hi') == BARKED  # a method without @pam ignores them
+
+
+def test_class_constructor_arguments(guide_agent: Goferd) -> None:
+    from gofer.proxy import Agent
+
+    agent = Agent('amqp://localhost', 'kennel')
+    # guide: "Class Constructor Arguments", 1629-1638
+    ...
+    dog = agent.Dog()      # stub constructor, pass gofer options here.
+    dog('rover', age=10)   # constructor arguments set here.
+    dog.bark('hello')
+    dog.wag()
+
+    # change the constructor arguments and call something else.
+
+    dog('max', age=5)   # changing constructor arguments.
+    dog.bark('howdy')
+    # end guide
+    assert dog.bark('howdy') == 'max (5): howdy'
+    assert dog('rover', age=10).wag() == 'rover (10) wags'
