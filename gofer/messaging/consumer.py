@@ -28,12 +28,13 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from gofer.errors import GoferError, InvalidDocumentError, NotFoundError
 from gofer.messaging import auth
 from gofer.messaging.adapter.model import Address
-from gofer.messaging.connection import Connection
+from gofer.messaging.connection import Connection, Reader
 from gofer.messaging.document import Document
 from gofer.messaging.retry import Backoff
 
@@ -92,7 +93,7 @@ class ConsumerThread(threading.Thread):
             reader.close()
             self._connection.close()
 
-    def _read(self, reader: Any) -> None:
+    def _read(self, reader: Reader) -> None:
         try:
             delivery = reader.get(timeout=min(self.wait, POLL))
         except NotFoundError as exc:
@@ -116,7 +117,7 @@ class ConsumerThread(threading.Thread):
             self._safely(self.dispatch, document)
         reader.ack(delivery)
 
-    def _safely(self, handler: Any, *args: Any) -> None:
+    def _safely(self, handler: Callable[..., object], *args: Any) -> None:
         try:
             handler(*args)
         except Exception:

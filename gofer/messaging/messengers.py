@@ -21,7 +21,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from gofer.errors import MessagingError
+from gofer.errors import InvalidDocumentError
 from gofer.messaging import auth
 from gofer.messaging.adapter.model import Address, Delivery
 from gofer.messaging.connection import Connection
@@ -218,7 +218,7 @@ class Reader(Messenger):
         try:
             document = auth.validate(self.authenticator, message._delivery.body)
             validate(document)
-        except (MessagingError, auth.ValidationFailed):
+        except (InvalidDocumentError, auth.ValidationFailed):
             message.ack()
             raise
         return message, document

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import threading
 from collections.abc import Callable
 from typing import Any, Union
 
@@ -278,8 +279,11 @@ class ReplyConsumer(Consumer):
         self.join(timeout)
 
     def join(self, timeout: float | None = None) -> None:
-        """Wait for the consumer thread to end (at once for one never started)."""
-        if self.ident is not None:
+        """Wait for the consumer thread to end (at once for one never started, or from itself).
+
+        A listener may shut its own consumer down: the thread ends after it returns.
+        """
+        if self.ident is not None and threading.current_thread() is not self:
             super().join(timeout)
 
     def dispatch(self, document: Document) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import threading
 from typing import Any
 
 import pytest
@@ -186,6 +187,17 @@ def test_a_failing_listener_does_not_stop_the_consumer(caplog: pytest.LogCapture
     reader.listener = broken
     reader.dispatch(result(retval=1))
     assert "reply listener failed" in caplog.text
+
+
+def test_a_listener_may_shut_its_consumer_down() -> None:
+    class SelfStopping(ReplyConsumer):
+        def run(self) -> None:  # no broker: just what a listener would do, in the thread
+            self.shutdown()
+
+    reader = SelfStopping("replies", url="amqp://localhost")
+    threading.Thread.start(reader)  # (ReplyConsumer.start would declare the queue)
+    reader.join(5)
+    assert not reader.is_alive()  # and no "cannot join current thread" in the thread
 
 
 def test_the_async_module_is_found_by_its_old_names() -> None:
