@@ -109,6 +109,7 @@ from typing import NamedTuple
 from gofer.agent import locks
 from gofer.agent.paths import make_directory, unsafe_directory
 from gofer.errors import ConfigError, GoferError
+from gofer.messaging import auth
 from gofer.rmi.wire import valid_sn
 
 log = logging.getLogger(__name__)
@@ -116,6 +117,7 @@ log = logging.getLogger(__name__)
 FILE_MAGIC = b"gofer-journal 1\n"
 RECORD_MAGIC = b"\xa7GJr"
 # The header of a journal format, this one's or another's (a later gofer's).
+_CREDENTIAL_HINTS = (b"secret", b"pam", b"\\u")
 _OTHER_FORMAT = re.compile(rb"gofer-journal ([0-9]{1,9})\n")
 LOG_NAME = "journal.log"
 TEMP_NAME = "journal.log.tmp"
@@ -175,6 +177,21 @@ class Entry:
             raise JournalError(f"body of {self.sn} must be bytes of at most {MAX_BODY}")
         if isinstance(self.received, bool) or not isinstance(self.received, (int, float)):
             raise JournalError(f"received time of {self.sn} must be a number")
+
+
+def carries_credentials(body: bytes) -> bool:
+    """True if a request body holds a shared secret or a PAM login.
+
+    The body is parsed only when its bytes could hold one: JSON spells those
+    names without their letters only with ``\\u`` escapes.
+    """
+    if not any(hint in body for hint in _CREDENTIAL_HINTS):
+        return False
+    try:
+        document = auth.validate(None, body)  # unwrapped unchecked: it was checked when journaled
+    except GoferError:
+        return False  # nothing goferd could read was journaled, nor holds a readable secret
+    return document.get("secret") is not None or document.get("pam") is not None
 
 
 def check_sn(sn: object) -> str:
@@ -255,6 +272,7 @@ class Journal:
         self._closing = self._stopped = self._committing = False
         self._failure: BaseException | None = None
         self._scrub: set[str] = set()  # finishing requests whose bodies must leave the log
+        self._carried: list[Entry] = []  # replayed puts with credentials (_credentials_left)
         self._state = _State(finished_capacity)
         self._lock_fd = _take_lock(self.directory)
         try:
@@ -630,6 +648,9 @@ class Journal:
         if self._replay(data, path):
             log.warning("journal %s: rewriting the log without its damaged parts", path)
             return self._rewrite()
+        if self._credentials_left():
+            log.info("journal %s: rewriting the log without finished requests' secrets", path)
+            return self._rewrite()
         try:
             fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
         except OSError as exc:
@@ -673,6 +694,15 @@ class Journal:
         )
         return self._rewrite()
 
+    def _credentials_left(self) -> bool:
+        """True if the log replayed holds the secret or PAM login of a request that is gone.
+
+        Finishing such a request rewrites the log at once (``finish(scrub=True)``);
+        goferd killed between the two left them in the file.
+        """
+        carried, self._carried = self._carried, []
+        return any(self._state.pending.get(put.sn) is not put for put in carried)
+
     def _replay(self, data: bytes, path: Path) -> bool:
         """Fold the log's records into the state; True if any part was damaged."""
         damaged = False
@@ -687,7 +717,10 @@ class Journal:
                     offset,
                 )
             else:
-                self._state.apply(*item)
+                kind, value = item
+                if isinstance(value, Entry) and carries_credentials(value.body):
+                    self._carried.append(value)
+                self._state.apply(kind, value)
         log.info("journal %s: %d pending entries", path, len(self._state.pending))
         return damaged
 

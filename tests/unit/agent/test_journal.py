@@ -685,3 +685,41 @@ def test_finish_without_scrub_leaves_the_log_to_compact_later(
     journal.write(plain)
     journal.finish(plain.sn)
     assert b"stays-until-compaction" in (directory / LOG_NAME).read_bytes()
+
+
+def test_secrets_a_kill_left_before_the_scrub_leave_at_the_next_open(
+    opened: Callable[..., Journal], directory: Path
+) -> None:
+    """goferd killed between a finish and its scrub: the put stayed in the file."""
+    gone = entry(body=b'{"secret": "left-by-a-kill"}')
+    kept = entry(body=b'{"pam": {"user": "root", "password": "still-needed"}}')
+    directory.mkdir(mode=0o700)
+    (directory / LOG_NAME).write_bytes(
+        journal_module.FILE_MAGIC
+        + journal_module._encode_put(gone)
+        + journal_module._encode_put(kept)
+        + journal_module._encode_mark(journal_module.FINISH, gone.sn)
+    )
+
+    journal = opened()
+
+    data = (directory / LOG_NAME).read_bytes()
+    assert b"left-by-a-kill" not in data
+    assert b"still-needed" in data
+    assert journal.is_finished(gone.sn)
+    assert journal.pending() == [kept]
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (b'{"sn": "1", "secret": "x"}', True),
+        (b'{"sn": "1", "secret": null}', False),
+        (b'{"sn": "1", "\\u0073ecret": "x"}', True),  # spelled with an escape
+        (b'{"sn": "1", "pam": {"user": "u", "password": "p"}}', True),
+        (b'{"sn": "1", "request": {"args": ["secret", "pam"]}}', False),
+        (b"not json, but secret", False),
+    ],
+)
+def test_which_bodies_carry_credentials(body: bytes, expected: bool) -> None:
+    assert journal_module.carries_credentials(body) is expected
