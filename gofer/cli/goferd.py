@@ -20,6 +20,7 @@ from gofer.agent.config import load_agent_config
 from gofer.agent.daemon import Goferd
 from gofer.agent.paths import Paths, UnsafeDirectoryError, make_directory, unsafe_directory
 from gofer.errors import ConfigError, GoferError
+from gofer.rmi import stdio
 
 log = logging.getLogger("gofer.goferd")
 
@@ -66,6 +67,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run goferd until a stop signal; returns the exit status."""
+    stdio.fill()  # before any file is opened: none may become fd 0, 1 or 2
     args = parser().parse_args(argv)
     paths = Paths.from_environment(args.root)
     try:
