@@ -571,20 +571,41 @@ class Goferd:
     def manage_untrusted(self, command: str, args: dict[str, Any]) -> Any:
         """Handle a management command from the TCP port, where anyone local may connect.
 
-        ``load`` takes only descriptors of the descriptor directory: anything
-        else would let any local user have goferd load a descriptor of their
-        own and run an installed plugin's methods as root.
+        ``load`` and ``reload`` take only enabled descriptors of the
+        descriptor directory: anything else would let any local user have
+        goferd load a descriptor of their own (or one root loaded from a
+        place they can write to, or one root disabled) and run an installed
+        plugin's methods as root.
         """
         if command == "load":
-            path = Path(_text(args, "path")).resolve()
-            directory = self.paths.descriptors.resolve()
-            if directory not in path.parents:
-                log.warning("management over TCP: load of %s refused (not in %s)", path, directory)
-                raise ManagementError(
-                    f"over TCP, only descriptors in {directory} can be loaded;"
-                    " use the management socket (gofer mgt as root) for others"
-                )
+            self._check_untrusted(command, Path(_text(args, "path")))
+        elif command == "reload":
+            plugin = self.container.find(self._plugin_named(args))
+            if plugin is not None:
+                self._check_untrusted(command, Path(plugin.descriptor.path))
         return self.manage(command, args)
+
+    def _check_untrusted(self, command: str, descriptor: Path) -> None:
+        path = descriptor.resolve()
+        directory = self.paths.descriptors.resolve()
+        if directory not in path.parents:
+            log.warning(
+                "management over TCP: %s of %s refused (not in %s)", command, path, directory
+            )
+            raise ManagementError(
+                f"over TCP, only descriptors in {directory} can be loaded;"
+                " use the management socket (gofer mgt as root) for others"
+            )
+        try:
+            enabled = load_descriptor(path).main.enabled
+        except ConfigError as exc:
+            raise ManagementError(str(exc)) from exc
+        if not enabled:
+            log.warning("management over TCP: %s of %s refused (enabled=0)", command, path)
+            raise ManagementError(
+                f"over TCP, {path} cannot be loaded: it says enabled=0;"
+                " use the management socket (gofer mgt as root) to load it anyway"
+            )
 
     def _manage(self, command: str, args: dict[str, Any]) -> Any:
         if command == "show":

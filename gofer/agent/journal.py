@@ -57,6 +57,8 @@ Files in the journal directory (mode 0700; files 0600):
 - ``journal.log``: the log.
 - ``journal.log.tmp``: a rewrite in progress; removed at open (the log it
   was replacing is still whole).
+- ``journal.log.damaged-<UTC time>[.n]``: a log whose header was not a
+  journal's, kept for an operator (see ``Journal._salvage``); never read again.
 
 ``journal.log`` is ``b"gofer-journal 1\\n"`` followed by records, each::
 
@@ -106,13 +108,17 @@ from typing import NamedTuple
 
 from gofer.agent import locks
 from gofer.agent.paths import make_directory, unsafe_directory
-from gofer.errors import GoferError
+from gofer.errors import ConfigError, GoferError
+from gofer.messaging import auth
 from gofer.rmi.wire import valid_sn
 
 log = logging.getLogger(__name__)
 
 FILE_MAGIC = b"gofer-journal 1\n"
 RECORD_MAGIC = b"\xa7GJr"
+# The header of a journal format, this one's or another's (a later gofer's).
+_CREDENTIAL_HINTS = (b"secret", b"pam", b"\\u")
+_OTHER_FORMAT = re.compile(rb"gofer-journal ([0-9]{1,9})\n")
 LOG_NAME = "journal.log"
 TEMP_NAME = "journal.log.tmp"
 LOCK_NAME = "lock"
@@ -134,6 +140,14 @@ _REWRITE_CHUNK = 2**20
 
 class JournalError(GoferError):
     """The journal cannot do what was asked: bad input, in use, closed, or the disk failed."""
+
+
+class JournalConfigError(JournalError, ConfigError):
+    """The journal cannot be used as it is, and restarting goferd does not change that.
+
+    Its directory belongs to another user, or others may write to it; or its
+    log was written by a later gofer, in a journal format this one cannot read.
+    """
 
 
 @dataclasses.dataclass(frozen=True)
@@ -163,6 +177,21 @@ class Entry:
             raise JournalError(f"body of {self.sn} must be bytes of at most {MAX_BODY}")
         if isinstance(self.received, bool) or not isinstance(self.received, (int, float)):
             raise JournalError(f"received time of {self.sn} must be a number")
+
+
+def carries_credentials(body: bytes) -> bool:
+    """True if a request body holds a shared secret or a PAM login.
+
+    The body is parsed only when its bytes could hold one: JSON spells those
+    names without their letters only with ``\\u`` escapes.
+    """
+    if not any(hint in body for hint in _CREDENTIAL_HINTS):
+        return False
+    try:
+        document = auth.validate(None, body)  # unwrapped unchecked: it was checked when journaled
+    except GoferError:
+        return False  # nothing goferd could read was journaled, nor holds a readable secret
+    return document.get("secret") is not None or document.get("pam") is not None
 
 
 def check_sn(sn: object) -> str:
@@ -243,6 +272,7 @@ class Journal:
         self._closing = self._stopped = self._committing = False
         self._failure: BaseException | None = None
         self._scrub: set[str] = set()  # finishing requests whose bodies must leave the log
+        self._carried: list[Entry] = []  # replayed puts with credentials (_credentials_left)
         self._state = _State(finished_capacity)
         self._lock_fd = _take_lock(self.directory)
         try:
@@ -618,6 +648,9 @@ class Journal:
         if self._replay(data, path):
             log.warning("journal %s: rewriting the log without its damaged parts", path)
             return self._rewrite()
+        if self._credentials_left():
+            log.info("journal %s: rewriting the log without finished requests' secrets", path)
+            return self._rewrite()
         try:
             fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
         except OSError as exc:
@@ -625,30 +658,50 @@ class Journal:
         return fd, len(data)
 
     def _salvage(self, path: Path, data: bytes) -> tuple[int, int]:
-        """Move a log whose header is not ours aside, and start anew with what records it holds.
+        """Keep a log whose header is not ours aside, and start anew with what records it holds.
 
         Refusing to open would stop goferd at every start (systemd restarting
         it for ever) over a file an operator has to look at anyway: it is
-        kept, renamed, and the records found in it are taken over.
+        kept under a second name, and the records found in it are taken over.
+        The second name is a hard link: the log keeps its own name until the
+        rewrite replaces it, so a crash in between finds it again, whole.
+
+        A header of another journal format is not damage but a later
+        gofer's log (after a downgrade), whose records this one cannot read:
+        that is refused, and the file left as it is.
+
+        Raises:
+            JournalConfigError: the log is of another journal format.
         """
-        aside = path.with_name(f"{LOG_NAME}.damaged-{time.strftime('%Y%m%dT%H%M%S')}")
-        try:
-            os.replace(path, aside)
-        except OSError as exc:
-            raise JournalError(
-                f"{path} is not a gofer journal, and cannot be moved: {exc}"
-            ) from exc
+        later = _OTHER_FORMAT.match(data)
+        if later is not None:
+            raise JournalConfigError(
+                f"{path} was written by another version of gofer (journal format "
+                f"{later.group(1).decode()}; this one reads {FILE_MAGIC.decode().strip()!r}): "
+                "start that version to answer its requests, or move the file aside "
+                "(they are then never answered)"
+            )
+        aside = _second_name(path)
         start = data.find(RECORD_MAGIC)
         if start >= 0:
             self._replay(FILE_MAGIC + data[start:], aside)
         log.error(
-            "journal %s: not a gofer journal (damaged header); moved to %s, %d request(s) taken"
+            "journal %s: not a gofer journal (damaged header); kept as %s, %d request(s) taken"
             " over from it",
             path,
             aside,
             len(self._state.pending),
         )
         return self._rewrite()
+
+    def _credentials_left(self) -> bool:
+        """True if the log replayed holds the secret or PAM login of a request that is gone.
+
+        Finishing such a request rewrites the log at once (``finish(scrub=True)``);
+        goferd killed between the two left them in the file.
+        """
+        carried, self._carried = self._carried, []
+        return any(self._state.pending.get(put.sn) is not put for put in carried)
 
     def _replay(self, data: bytes, path: Path) -> bool:
         """Fold the log's records into the state; True if any part was damaged."""
@@ -664,7 +717,10 @@ class Journal:
                     offset,
                 )
             else:
-                self._state.apply(*item)
+                kind, value = item
+                if isinstance(value, Entry) and carries_credentials(value.body):
+                    self._carried.append(value)
+                self._state.apply(kind, value)
         log.info("journal %s: %d pending entries", path, len(self._state.pending))
         return damaged
 
@@ -949,6 +1005,25 @@ def _write_temp(path: Path, chunks: Iterator[bytes]) -> tuple[int, int]:
     return fd, size
 
 
+def _second_name(path: Path) -> Path:
+    """Link ``path`` as ``<name>.damaged-<UTC time>[.n]``, never over an earlier one; that name.
+
+    Raises:
+        JournalError: the link cannot be made.
+    """
+    stem = f"{path.name}.damaged-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
+    for attempt in range(100):
+        aside = path.with_name(stem if attempt == 0 else f"{stem}.{attempt}")
+        try:
+            os.link(path, aside)
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise JournalError(f"{path} is not a gofer journal, and cannot be kept: {exc}") from exc
+        return aside
+    raise JournalError(f"{path} is not a gofer journal, and {stem}.* are too many to add one")
+
+
 def _fsync_directory(directory: Path) -> None:
     fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
@@ -976,7 +1051,7 @@ def _take_lock(directory: Path) -> int:
         # Whoever owns it can read every request and plant new ones: goferd's user only.
         unsafe = unsafe_directory(directory, {os.geteuid()})
         if unsafe is not None:
-            raise JournalError(f"refusing the journal directory: {unsafe}")
+            raise JournalConfigError(f"refusing the journal directory: {unsafe}")
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
     except OSError as exc:
         raise JournalError(f"cannot use the journal directory {directory}: {exc}") from exc

@@ -22,6 +22,8 @@ import stat
 from collections.abc import Collection
 from pathlib import Path
 
+from gofer.errors import ConfigError
+
 #: The environment variable naming the root when none is given.
 ROOT_VARIABLE = "GOFER_ROOT"
 
@@ -127,6 +129,14 @@ def make_directory(directory: Path, mode: int) -> None:
         except FileExistsError:  # made meanwhile by someone else: theirs to set
             continue
         os.chmod(path, mode if path == directory else 0o755)
+
+
+class UnsafeDirectoryError(ConfigError):
+    """goferd refuses a directory of its own that another user owns or may write to.
+
+    A configuration error, as restarting goferd does not fix it: goferd
+    exits 78, which its unit does not restart on.
+    """
 
 
 def unsafe_directory(directory: Path, owners: Collection[int]) -> str | None:

@@ -18,8 +18,9 @@ from gofer import __version__
 from gofer.agent import locks, logs, notify
 from gofer.agent.config import load_agent_config
 from gofer.agent.daemon import Goferd
-from gofer.agent.paths import Paths, make_directory, unsafe_directory
-from gofer.errors import GoferError
+from gofer.agent.paths import Paths, UnsafeDirectoryError, make_directory, unsafe_directory
+from gofer.errors import ConfigError, GoferError
+from gofer.rmi import stdio
 
 log = logging.getLogger("gofer.goferd")
 
@@ -38,7 +39,8 @@ def parser() -> argparse.ArgumentParser:
         "[main] drain_timeout seconds; unfinished ones run again at the next start); "
         "SIGHUP reloads the plugins. Exit status: 0 stopped cleanly, 1 failed, "
         "75 the journal could not be written (restart once the disk is fixed), "
-        "78 configuration error.",
+        "78 configuration error (also: a directory of goferd's that another user owns "
+        "or may write to, or a journal written by a later gofer).",
     )
     cli.add_argument(
         "-f",
@@ -65,6 +67,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run goferd until a stop signal; returns the exit status."""
+    stdio.fill()  # before any file is opened: none may become fd 0, 1 or 2
     args = parser().parse_args(argv)
     paths = Paths.from_environment(args.root)
     try:
@@ -77,6 +80,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with pid_lock(paths.pidfile):
             return _serve(paths, config)
+    except ConfigError as exc:
+        # An unsafe directory, a journal of a later gofer: restarting does not fix
+        # those, and 78 is the status goferd.service does not restart on.
+        log.error("goferd cannot start: %s", exc)
+        return CONFIG
     except GoferError as exc:
         log.error("goferd cannot start: %s", exc)
         return FAILED
@@ -137,7 +145,7 @@ def pid_lock(path: Path) -> Iterator[None]:
         make_directory(path.parent, 0o755)
         unsafe = unsafe_directory(path.parent, {0, os.geteuid()})
         if unsafe is not None:
-            raise GoferError(f"refusing the pid file's directory: {unsafe}")
+            raise UnsafeDirectoryError(f"refusing the pid file's directory: {unsafe}")
         # Never through a link: root would write (and lock) whatever it points to.
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
     except OSError as exc:

@@ -428,7 +428,10 @@ def goferd_page() -> Page:
         "system); goferd stopped taking requests and exited so that systemd restarts it. The "
         "messages it had not acknowledged are still on the broker (EX_TEMPFAIL of sysexits.h).",
         "CONFIG": "the configuration (agent.conf or a drop-in file) is not valid; the "
-        "message names the file, section and key (EX_CONFIG of sysexits.h).",
+        "message names the file, section and key (EX_CONFIG of sysexits.h). Also when "
+        f"{paths.run} or the journal directory belongs to another user or others may "
+        "write to it, or the journal was written by a later gofer. goferd.service does "
+        "not restart goferd after this status.",
     }
     modules = ", ".join(str(directory) for directory in paths.plugin_dirs)
     return Page(

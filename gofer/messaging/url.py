@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from gofer.errors import InvalidURLError
 
@@ -87,22 +87,31 @@ class Url:
         """True when the scheme asks for TLS (``amqps`` or ``ssl``)."""
         return self.scheme in TLS_SCHEMES
 
-    def _format(self, password: str | None) -> str:
+    def _format(self, password: str | None, encode: bool = False) -> str:
+        def text(part: str) -> str:
+            return quote(part, safe="") if encode else part
+
         prefix = f"{self.adapter}+" if self.adapter else ""
         auth = ""
         if self.userid is not None:
-            auth = self.userid if password is None else f"{self.userid}:{password}"
+            auth = text(self.userid)
+            auth += "" if password is None else f":{text(password)}"
             auth += "@"
         host = f"[{self.host}]" if ":" in self.host else self.host
-        vhost = f"/{self.virtual_host}" if self.virtual_host else ""
+        vhost = f"/{text(self.virtual_host)}" if self.virtual_host else ""
         return f"{prefix}{self.scheme}://{auth}{host}:{self.port}{vhost}"
 
     def __str__(self) -> str:
         return self._format(None if self.password is None else "***")
 
     def secret(self) -> str:
-        """The URL with its password, for passing on; never log this."""
-        return self._format(self.password)
+        """The URL with its password, for passing on; never log this.
+
+        The user, password and virtual host are percent-encoded, so that the
+        text parses back to this URL whatever characters they hold (a
+        password with ``/``, ``?``, ``#`` or ``@``, say).
+        """
+        return self._format(self.password, encode=True)
 
     def without_adapter(self) -> Url:
         """The same URL without the adapter prefix."""

@@ -33,7 +33,9 @@ per call. Forking keeps the object as it is, for a few milliseconds.
 
 Forking a threaded process copies only the forking thread, and a lock that
 another thread held at that moment stays locked in the child forever. The
-child is therefore kept small: it closes the agent's sockets (broker
+child is therefore kept small: it puts its standard input on ``/dev/null``
+(and a closed fd 1 or 2 too, so that no file lands there: :mod:`gofer.rmi.stdio`),
+closes the agent's sockets (broker
 connections, management listeners; not logging's), so that a child outliving
 a killed agent holds nothing the next agent needs, resets inherited signal
 handlers and the signal wake-up fd (so the agent's own shutdown handlers never run in it),
@@ -79,6 +81,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, NoReturn, TextIO
 
 from gofer.errors import RmiError
+from gofer.rmi import stdio
 from gofer.rmi.context import Context, activate
 from gofer.rmi.shell import TERMINATE_GRACE, kill_group, wait_exited
 
@@ -373,6 +376,7 @@ def _child(
     status = _EX_SOFTWARE
     try:
         os.close(read_fd)
+        write_fd = stdio.for_child(write_fd)
         _close_inherited_sockets(keep={write_fd})
         os.setpgid(0, 0)
         _reset_signals()

@@ -138,3 +138,39 @@ def test_tcp_port_loads_only_descriptors_of_the_descriptor_directory(
     # The management socket (root only) still loads from anywhere.
     goferd.mgt("unload", name="faults")
     assert goferd.mgt("load", path=str(own)) == {"loaded": "faults"}
+
+
+def test_tcp_port_reloads_and_loads_only_what_root_enabled_in_the_directory(
+    fault_goferd, tmp_path: Path
+) -> None:
+    """A plugin root loaded from elsewhere, or a descriptor root disabled, stays root's."""
+    goferd: FaultGoferd = fault_goferd(start=False)
+    port = free_port()
+    conf = goferd.root / "etc/gofer/agent.conf"
+    conf.write_text(
+        conf.read_text()
+        .replace("enabled=0", "enabled=1")
+        .replace("host=localhost", "host=127.0.0.1")
+        .replace("port=5650", f"port={port}")
+    )
+    goferd.start()
+    tcp = ManagementClient(tcp=("127.0.0.1", port), timeout=30)
+    installed = goferd.root / "etc/gofer/plugins/faults.conf"
+    # Root loads the plugin from a place a user may write to, over the socket...
+    elsewhere = tmp_path / "faults.conf"
+    elsewhere.write_text(installed.read_text())
+    goferd.mgt("unload", name="faults")
+    assert goferd.mgt("load", path=str(elsewhere)) == {"loaded": "faults"}
+    # ...and a reload over TCP would read that file again, as root.
+    for args in ({"name": "faults"}, {"path": str(elsewhere)}):
+        with pytest.raises(ManagementError, match="only descriptors in"):
+            tcp.call("reload", **args)
+    goferd.mgt("unload", name="faults")
+
+    installed.write_text(installed.read_text().replace("enabled=1", "enabled=0"))
+    with pytest.raises(ManagementError, match="says enabled=0"):
+        tcp.call("load", path=str(installed))
+    assert goferd.mgt("show")["plugins"] == []
+    installed.write_text(installed.read_text().replace("enabled=0", "enabled=1"))
+    assert tcp.call("load", path=str(installed)) == {"loaded": "faults"}
+    assert tcp.call("reload", name="faults") == {"loaded": "faults"}

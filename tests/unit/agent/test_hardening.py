@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -95,3 +97,35 @@ def test_pid_file_is_held_and_removed(tmp_path: Path) -> None:
         with pytest.raises(GoferError, match="already running"), pid_lock(path):
             pass
     assert not path.exists()
+
+
+def goferd_status(root: Path) -> tuple[int, str]:
+    """Start goferd on ``root`` (no plugins, no broker); its status, if it stops within 20 s."""
+    done = subprocess.run(
+        [sys.executable, "-m", "gofer.cli.goferd", "--root", str(root), "--log", "stderr"],
+        capture_output=True,
+        text=True,
+        timeout=20,
+        check=False,
+    )
+    return done.returncode, done.stderr
+
+
+@needs_root
+def test_an_unsafe_directory_stops_goferd_with_status_78(tmp_path: Path) -> None:
+    """Not 1: systemd would restart it every few seconds for ever, to no avail."""
+    journal = tmp_path / "var/lib/gofer/journal"
+    journal.mkdir(parents=True, mode=0o700)
+    os.chown(journal, NOBODY, NOBODY)
+    status, log = goferd_status(tmp_path)
+    assert status == 78, log
+    assert "refusing the journal directory" in log
+
+
+def test_a_journal_of_a_later_gofer_stops_goferd_with_status_78(tmp_path: Path) -> None:
+    journal = tmp_path / "var/lib/gofer/journal"
+    journal.mkdir(parents=True, mode=0o700)
+    (journal / "journal.log").write_bytes(b"gofer-journal 2\n")
+    status, log = goferd_status(tmp_path)
+    assert status == 78, log
+    assert "written by another version of gofer" in log

@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 
 from gofer.agent import journal as journal_module
-from gofer.agent.journal import LOG_NAME, Entry, Journal, JournalError
-from gofer.errors import GoferError
+from gofer.agent.journal import LOG_NAME, Entry, Journal, JournalConfigError, JournalError
+from gofer.errors import ConfigError, GoferError
 
 
 def entry(sn: str | None = None, body: bytes = b'{"sn": "..."}', plugin: str = "demo") -> Entry:
@@ -309,6 +309,48 @@ def test_a_damaged_header_keeps_the_records_behind_it(
 
     assert opened().pending() == entries
     assert len(list(directory.glob(f"{LOG_NAME}.damaged-*"))) == 1
+
+
+def test_a_crash_before_the_rewrite_loses_no_record_of_a_damaged_log(
+    opened: Callable[..., Journal], directory: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    journal = opened()
+    kept = entry()
+    journal.write(kept)
+    journal.close()
+    log_file = directory / LOG_NAME
+    damaged = b"\xff" * 8 + log_file.read_bytes()[8:]
+    log_file.write_bytes(damaged)
+
+    def crash(self: Journal) -> tuple[int, int]:
+        raise OSError("killed here")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Journal, "_rewrite", crash)
+        with pytest.raises(JournalError, match="killed here"):
+            opened()
+    assert log_file.read_bytes() == damaged  # still where the next start looks
+
+    assert opened().pending() == [kept]
+    asides = sorted(directory.glob(f"{LOG_NAME}.damaged-*"))
+    assert len(asides) == 2  # the second never replaced the first, in the same second
+    assert all(aside.read_bytes() == damaged for aside in asides)
+
+
+def test_a_journal_of_a_later_format_is_refused_and_left_alone(
+    opened: Callable[..., Journal], directory: Path
+) -> None:
+    """After a downgrade: its requests are a later gofer's to answer, not damage to salvage."""
+    directory.mkdir()
+    later = b"gofer-journal 2\nrecords this gofer cannot read"
+    (directory / LOG_NAME).write_bytes(later)
+
+    with pytest.raises(JournalConfigError, match=r"another version of gofer \(journal format 2"):
+        opened()
+
+    assert (directory / LOG_NAME).read_bytes() == later
+    assert list(directory.glob(f"{LOG_NAME}.damaged-*")) == []
+    assert issubclass(JournalConfigError, ConfigError)
 
 
 def test_compaction_keeps_the_log_bounded(
@@ -643,3 +685,41 @@ def test_finish_without_scrub_leaves_the_log_to_compact_later(
     journal.write(plain)
     journal.finish(plain.sn)
     assert b"stays-until-compaction" in (directory / LOG_NAME).read_bytes()
+
+
+def test_secrets_a_kill_left_before_the_scrub_leave_at_the_next_open(
+    opened: Callable[..., Journal], directory: Path
+) -> None:
+    """goferd killed between a finish and its scrub: the put stayed in the file."""
+    gone = entry(body=b'{"secret": "left-by-a-kill"}')
+    kept = entry(body=b'{"pam": {"user": "root", "password": "still-needed"}}')
+    directory.mkdir(mode=0o700)
+    (directory / LOG_NAME).write_bytes(
+        journal_module.FILE_MAGIC
+        + journal_module._encode_put(gone)
+        + journal_module._encode_put(kept)
+        + journal_module._encode_mark(journal_module.FINISH, gone.sn)
+    )
+
+    journal = opened()
+
+    data = (directory / LOG_NAME).read_bytes()
+    assert b"left-by-a-kill" not in data
+    assert b"still-needed" in data
+    assert journal.is_finished(gone.sn)
+    assert journal.pending() == [kept]
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (b'{"sn": "1", "secret": "x"}', True),
+        (b'{"sn": "1", "secret": null}', False),
+        (b'{"sn": "1", "\\u0073ecret": "x"}', True),  # spelled with an escape
+        (b'{"sn": "1", "pam": {"user": "u", "password": "p"}}', True),
+        (b'{"sn": "1", "request": {"args": ["secret", "pam"]}}', False),
+        (b"not json, but secret", False),
+    ],
+)
+def test_which_bodies_carry_credentials(body: bytes, expected: bool) -> None:
+    assert journal_module.carries_credentials(body) is expected

@@ -20,6 +20,7 @@ from gofer.errors import (
     RequestRejectedError,
     RequestTimeoutError,
 )
+from gofer.messaging.url import Url
 
 SN = "0b7f5a43-6d0e-4b6e-9b1c-3f7f1b8d2a11"
 BASE = ["rmi", "-a", "demo", "-t", "Dog.bark"]
@@ -265,6 +266,20 @@ def test_the_secret_and_broker_password_may_come_from_the_environment(
     assert agent.url == "amqp://agent:given@mq"
     assert gofer(*BASE, "-u", "amqp://mq").status == 0
     assert agent.url == "amqp://mq"
+
+
+def test_a_broker_password_from_the_environment_may_hold_any_character(
+    gofer: Callable[..., Run], agent: FakeAgent, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(rmi.BROKER_PASSWORD_ENV, "p@ss/w:rd?#%")
+    assert gofer(*BASE, "-u", "amqps://agent@mq.example.com/prod").status == 0
+    url = Url.parse(agent.url)
+    assert (url.userid, url.password, url.host, url.virtual_host) == (
+        "agent",
+        "p@ss/w:rd?#%",
+        "mq.example.com",
+        "prod",
+    )
 
 
 @pytest.mark.parametrize(

@@ -53,6 +53,26 @@ def test_password_never_shown() -> None:
 
 
 @pytest.mark.parametrize(
+    ("userid", "password", "virtual_host"),
+    [("gofer", "p@ss/w:rd?#%", "prod"), ("a:b@c", "x y", "/"), ("me", "plain", "a/b?c")],
+)
+def test_the_secret_text_parses_back_to_the_same_url(
+    userid: str, password: str, virtual_host: str
+) -> None:
+    """gofer rmi fills in $GOFER_BROKER_PASSWORD this way: any character must survive."""
+    url = Url(
+        "amqps",
+        "broker",
+        5671,
+        "proton",
+        userid=userid,
+        password=password,
+        virtual_host=virtual_host,
+    )
+    assert Url.parse(url.secret()) == url
+
+
+@pytest.mark.parametrize(
     "text",
     ["localhost", "http://localhost", "amqp://", "amqp://host:port", "amqp://h?x=1", "", None, 5],
 )

@@ -7,6 +7,7 @@ import math
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 import warnings
@@ -343,6 +344,34 @@ def test_the_child_does_not_inherit_the_agents_signal_handlers() -> None:
     finally:
         signal.signal(signal.SIGUSR1, previous)
     assert outcome.retval == str(signal.SIG_DFL)
+
+
+def read_stdin_and_print() -> tuple[str, str]:
+    print("printed by the method")
+    return sys.stdin.read(), os.readlink("/proc/self/fd/0")
+
+
+def test_the_child_reads_no_terminal_and_its_prints_never_reach_its_pipe() -> None:
+    """An agent started with stdout closed: the result pipe may take fd 1."""
+    script = (
+        "import os, sys\n"
+        "from gofer.rmi.context import Context\n"
+        "from gofer.rmi.model import FORK, Call, run\n"
+        "from tests.unit.rmi.test_model import read_stdin_and_print\n"
+        "os.close(1)\n"
+        "context = Context('sn', None, lambda *report: None, lambda: False)\n"
+        "outcome = run(FORK, Call(read_stdin_and_print), context)\n"
+        "sys.stderr.write(repr((outcome.retval, outcome.error)))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        input="the agent's terminal\n",
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.stderr == repr((("", os.devnull), None)), done.stderr
 
 
 @pytest.mark.timeout(30)
