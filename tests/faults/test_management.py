@@ -106,10 +106,8 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def test_tcp_port_loads_only_descriptors_of_the_descriptor_directory(
-    fault_goferd, tmp_path: Path
-) -> None:
-    """Anyone local reaches the TCP port: a descriptor of their own must not load as root."""
+def goferd_with_tcp_port(fault_goferd) -> tuple[FaultGoferd, ManagementClient]:
+    """A started goferd with the old TCP port open on 127.0.0.1, and a client of that port."""
     goferd: FaultGoferd = fault_goferd(start=False)
     port = free_port()
     conf = goferd.root / "etc/gofer/agent.conf"
@@ -120,7 +118,14 @@ def test_tcp_port_loads_only_descriptors_of_the_descriptor_directory(
         .replace("port=5650", f"port={port}")
     )
     goferd.start()
-    tcp = ManagementClient(tcp=("127.0.0.1", port), timeout=30)
+    return goferd, ManagementClient(tcp=("127.0.0.1", port), timeout=30)
+
+
+def test_tcp_port_loads_only_descriptors_of_the_descriptor_directory(
+    fault_goferd, tmp_path: Path
+) -> None:
+    """Anyone local reaches the TCP port: a descriptor of their own must not load as root."""
+    goferd, tcp = goferd_with_tcp_port(fault_goferd)
     installed = goferd.root / "etc/gofer/plugins/faults.conf"
     own = tmp_path / "faults.conf"  # the name picks the installed plugin
     own.write_text(installed.read_text())
@@ -144,17 +149,7 @@ def test_tcp_port_reloads_and_loads_only_what_root_enabled_in_the_directory(
     fault_goferd, tmp_path: Path
 ) -> None:
     """A plugin root loaded from elsewhere, or a descriptor root disabled, stays root's."""
-    goferd: FaultGoferd = fault_goferd(start=False)
-    port = free_port()
-    conf = goferd.root / "etc/gofer/agent.conf"
-    conf.write_text(
-        conf.read_text()
-        .replace("enabled=0", "enabled=1")
-        .replace("host=localhost", "host=127.0.0.1")
-        .replace("port=5650", f"port={port}")
-    )
-    goferd.start()
-    tcp = ManagementClient(tcp=("127.0.0.1", port), timeout=30)
+    goferd, tcp = goferd_with_tcp_port(fault_goferd)
     installed = goferd.root / "etc/gofer/plugins/faults.conf"
     # Root loads the plugin from a place a user may write to, over the socket...
     elsewhere = tmp_path / "faults.conf"
