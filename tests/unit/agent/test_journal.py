@@ -194,7 +194,10 @@ def test_one_fsync_covers_concurrent_writes(
     opened: Callable[..., Journal], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     journal = opened()
-    fsyncs = count_fsyncs(monkeypatch)
+    # A disk whose fsync takes 3 ms: the other writers are surely queued behind
+    # each one, however busy the machine (a fast fsync on a loaded host let
+    # the scheduler run the writers one by one).
+    fsyncs = count_fsyncs(monkeypatch, slow=0.003)
 
     def write_100(_: int) -> None:
         for _ in range(100):
@@ -521,13 +524,16 @@ def test_journal_error_is_a_gofer_error() -> None:
     assert issubclass(JournalError, GoferError)
 
 
-def count_fsyncs(monkeypatch: pytest.MonkeyPatch) -> Callable[[], int]:
+def count_fsyncs(monkeypatch: pytest.MonkeyPatch, slow: float = 0.0) -> Callable[[], int]:
+    """Count fsyncs; ``slow`` adds seconds to each, as a slow disk would."""
     calls: list[int] = []
     real = os.fsync
 
     def fsync(fd: int) -> None:
         calls.append(fd)
         real(fd)
+        if slow:
+            time.sleep(slow)
 
     monkeypatch.setattr(os, "fsync", fsync)
     return lambda: len(calls)
