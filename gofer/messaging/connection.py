@@ -6,6 +6,7 @@ import contextlib
 import functools
 import inspect
 import logging
+import random
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -16,12 +17,17 @@ from gofer.messaging.adapter import contract
 from gofer.messaging.adapter.model import Broker, Delivery, Exchange, Queue
 from gofer.messaging.adapter.registry import find
 from gofer.messaging.connector import registered
-from gofer.messaging.retry import Backoff, retry
+from gofer.messaging.retry import Backoff, Throttled
 from gofer.messaging.url import Url
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+#: The default pacing of connection attempts: the first within a second of a
+#: loss, then exponentially further apart up to a minute, each drawn at random
+#: below its bound. Ten thousand agents thus come back over seconds, not at once.
+RECONNECT = Backoff(initial=1.0, maximum=60.0, full_jitter=True)
 
 
 class _Handle(NamedTuple):
@@ -31,17 +37,24 @@ class _Handle(NamedTuple):
 
 
 class Connection:
-    """A connection to one broker, opened on first use and re-opened when lost.
+    """A connection to a broker, opened on first use and re-opened when lost.
 
     Every operation runs through :meth:`ensure`: a recoverable error (the
-    adapter's ``recoverable``) closes the broken connection, waits according
-    to the back-off, opens a new one and runs the operation again. Several
-    threads may share one ``Connection``; a loss seen by many of them leads to
-    one reconnect.
+    adapter's ``recoverable``) drops the broken connection and runs the
+    operation again on a new one. Several threads may share one
+    ``Connection``, and reconnecting is the connection's own business: one
+    attempt at a time, however many threads wait for it, paced by the
+    ``reconnect`` back-off (full jitter, so that a fleet that lost its
+    broker does not come back in step). A thread's own ``backoff`` only
+    bounds how long it waits (``limit``, ``attempts``).
+
+    When the URL names several brokers (the nodes of a cluster), the first
+    connection goes to a random one (or the first, with ``Broker.shuffle``
+    off), and each loss or failed attempt moves on to the next.
 
     Example::
 
-        connection = Connection("amqp://localhost", backoff=Backoff(limit=60))
+        connection = Connection("amqp://h1,amqp://h2", backoff=Backoff(limit=60))
         connection.send("agent-123", b"...", ttl=30)
         reader = connection.reader("replies")
         delivery = reader.get(timeout=10)
@@ -53,7 +66,18 @@ class Connection:
         *,
         backoff: Backoff | None = None,
         adapter: contract.Adapter | None = None,
+        reconnect: Backoff | None = None,
     ) -> None:
+        """Args:
+        broker: the broker settings, or its URL.
+        backoff: bounds of each operation's retries (its ``limit`` and
+            ``attempts``); by default an operation waits for the broker
+            for ever.
+        adapter: the driver; by default the one the URL names.
+        reconnect: the pacing of connection attempts; by default
+            ``RECONNECT`` (the first within a second of a loss, then up to
+            a minute apart).
+        """
         if isinstance(broker, Broker):
             self.broker = broker
         else:  # a URL: a Connector registered for it gives its TLS files and heartbeat
@@ -61,15 +85,32 @@ class Connection:
             self.broker = found.broker(broker) if found is not None else Broker.of(broker)
         self.adapter = adapter or find(self.broker.url.adapter)
         self.backoff = backoff or Backoff()
-        self._lock = threading.Lock()
+        self.reconnect = reconnect or RECONNECT
+        self._brokers = self.broker.each()
+        shuffled = self.broker.shuffle and len(self._brokers) > 1
+        self._next = random.randrange(len(self._brokers)) if shuffled else 0  # noqa: S311
+        self._changed = threading.Condition()
         self._current: contract.Connection | None = None
+        self._at: Broker | None = None  # where _current goes
         self._generation = 0
-        self._closed = False
+        self._connecting = False
+        self._failures = 0  # failed attempts since the last connection
+        self._attempts = 0  # attempts ever made, to tell waiters one failed
+        self._not_before = 0.0  # no attempt before this (monotonic)
+        self._error: BaseException | None = None  # the last attempt's error
+        self._warn = Throttled(log)
 
     @property
     def generation(self) -> int:
         """How many physical connections were opened so far."""
         return self._generation
+
+    @property
+    def connected_to(self) -> Broker | None:
+        """The broker of the open connection; None while there is none."""
+        with self._changed:
+            current = self._current
+            return self._at if current is not None and current.is_open else None
 
     def open(self) -> None:
         """Connect now (with retries) rather than on first use."""
@@ -77,9 +118,9 @@ class Connection:
 
     def close(self) -> None:
         """Close the physical connection; a later use would open a new one."""
-        with self._lock:
-            self._closed = True
+        with self._changed:
             current, self._current = self._current, None
+            self._changed.notify_all()
         if current is not None:
             current.close()
 
@@ -92,46 +133,115 @@ class Connection:
         """Run ``operation`` on an open connection, reconnecting on recoverable errors.
 
         Raises:
-            The last recoverable error once the back-off gives up, or any
-            other error of the operation at once.
+            The last recoverable error once ``backoff`` (default: the
+            connection's) gives up, or any other error of the operation at once.
         """
-        seen = [self._generation]
+        bounds = backoff or self.backoff
+        deadline: float | None = None
+        failures = 0
+        while True:
+            generation = -1
+            try:
+                connection, generation = self._connection(deadline)
+                return operation(connection)
+            except self.adapter.recoverable as exc:
+                if generation >= 0:
+                    self._lost(generation, exc, what)
+                failures += 1
+                now = time.monotonic()
+                if deadline is None and bounds.limit is not None:
+                    deadline = now + bounds.limit
+                out_of_time = deadline is not None and now >= deadline
+                if out_of_time or (bounds.attempts is not None and failures > bounds.attempts):
+                    log.error("%s failed, giving up: %s", what or f"broker {self.broker}", exc)
+                    raise
 
-        def attempt() -> T:
-            connection, seen[0] = self._connection()
-            return operation(connection)
+    def _connection(self, deadline: float | None) -> tuple[contract.Connection, int]:
+        """The open connection; connects (one thread at a time, paced) when there is none.
 
-        def reset() -> None:
-            self._drop(seen[0])
+        Raises:
+            The error of a connection attempt, made here or by another
+            thread while this one waited; or the last one, at ``deadline``.
+        """
+        with self._changed:
+            seen = self._attempts
+            while True:
+                current = self._current
+                if current is not None and current.is_open:
+                    return current, self._generation
+                if current is not None:  # found closed: the broker went away
+                    self._drop_locked()
+                    with contextlib.suppress(Exception):
+                        current.close()  # closed already: this only frees what it holds
+                    continue
+                if self._attempts != seen and self._error is not None:
+                    raise self._error  # the attempt this thread waited on failed
+                now = time.monotonic()
+                wait = None if self._connecting else self._not_before - now
+                if wait is not None and wait <= 0:
+                    self._connecting = True
+                    broker = self._brokers[self._next]
+                    break
+                if deadline is not None:
+                    if deadline <= now:
+                        raise self._error or ConnectionLostError(f"not connected to {self.broker}")
+                    wait = deadline - now if wait is None else min(wait, deadline - now)
+                self._changed.wait(wait)
+        return self._attempt(broker)
 
-        return retry(
-            attempt,
-            self.adapter.recoverable,
-            backoff or self.backoff,
-            what=what or f"broker {self.broker}",
-            before_retry=reset,
-        )
+    def _attempt(self, broker: Broker) -> tuple[contract.Connection, int]:
+        """One connection attempt to ``broker`` (this thread holds the ``_connecting`` turn)."""
+        try:
+            connection = self.adapter.connect(broker)
+        except BaseException as exc:
+            with self._changed:
+                self._connecting = False
+                self._attempts += 1
+                self._error = exc
+                if isinstance(exc, self.adapter.recoverable):
+                    delay = self.reconnect.delay(self._failures)
+                    self._failures += 1
+                    self._not_before = time.monotonic() + delay
+                    self._advance()
+                    self._warn.warning("cannot connect to %s: %s", broker, exc)
+                    log.debug("next attempt, to %s, in %.1fs", self._brokers[self._next], delay)
+                self._changed.notify_all()
+            raise
+        with self._changed:
+            self._connecting = False
+            self._attempts += 1
+            self._error = None
+            self._failures = 0
+            self._current, self._at = connection, broker
+            self._generation += 1
+            if self._generation > 1:
+                log.info("reconnected to %s", broker)
+            self._changed.notify_all()
+            return connection, self._generation
 
-    def _connection(self) -> tuple[contract.Connection, int]:
-        with self._lock:
-            if self._current is None or not self._current.is_open:
-                if self._current is not None:
-                    self._current.close()
-                self._closed = False
-                self._current = self.adapter.connect(self.broker)
-                self._generation += 1
-                if self._generation > 1:
-                    log.info("reconnected to %s", self.broker)
-            return self._current, self._generation
-
-    def _drop(self, generation: int) -> None:
-        """Close the connection of ``generation`` unless somebody replaced it already."""
-        with self._lock:
-            if self._current is not None and self._generation == generation:
-                current, self._current = self._current, None
-            else:
+    def _lost(self, generation: int, exc: BaseException, what: str) -> None:
+        """Drop the connection of ``generation`` unless somebody replaced it already."""
+        with self._changed:
+            current = self._current
+            if current is None or self._generation != generation:
                 return
-        current.close()
+            self._warn.warning(
+                "connection to %s lost%s: %s", self._at, f" ({what})" if what else "", exc
+            )
+            self._drop_locked()
+        with contextlib.suppress(Exception):
+            current.close()  # lost already: closing only frees what it holds
+
+    def _drop_locked(self) -> None:
+        """Forget the current connection (lock held); the next attempt comes after a jitter."""
+        self._current = None
+        self._not_before = time.monotonic() + self.reconnect.delay(0)
+        self._advance()
+        self._changed.notify_all()
+
+    def _advance(self) -> None:
+        """Move on to the next broker of the URL (failover)."""
+        self._next = (self._next + 1) % len(self._brokers)
 
     # -- the contract's operations, each with reconnects -------------------
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import TypeVar
@@ -20,7 +21,9 @@ class Backoff:
 
     The n-th delay is drawn from ``[b/2, b]`` where ``b = min(initial * factor**n,
     maximum)``: exponential, capped, and jittered so that ten thousand agents
-    that lost the same broker do not come back in step.
+    that lost the same broker do not come back in step. With ``full_jitter``
+    it is drawn from ``[0, b]`` instead: the spread that makes a fleet's
+    reconnects least bunched (and least work for the broker in all).
 
     Attributes:
         initial: the first delay's upper bound, in seconds.
@@ -29,6 +32,7 @@ class Backoff:
         limit: give up once this many seconds have passed since the first
             failure; None retries for ever.
         attempts: give up after this many retries; None for no count.
+        full_jitter: draw each delay from ``[0, b]`` rather than ``[b/2, b]``.
     """
 
     initial: float = 0.5
@@ -36,16 +40,65 @@ class Backoff:
     factor: float = 2.0
     limit: float | None = None
     attempts: int | None = None
+    full_jitter: bool = False
 
     def delays(self, rng: random.Random | None = None) -> Iterator[float]:
         """The delays, in order, as long as ``attempts`` allows."""
         draw = rng or random.Random()  # noqa: S311 - jitter, not cryptography
         count = 0
-        bound = self.initial
         while self.attempts is None or count < self.attempts:
-            yield draw.uniform(bound / 2, bound)
+            yield self.delay(count, draw)
             count += 1
-            bound = min(bound * self.factor, self.maximum)
+
+    def delay(self, failures: int, rng: random.Random | None = None) -> float:
+        """The delay after ``failures`` earlier failures (0 for the first retry)."""
+        bound = min(self.initial * self.factor ** min(failures, 64), self.maximum)
+        draw = rng or _rng
+        return draw.uniform(0.0 if self.full_jitter else bound / 2, bound)
+
+
+_rng = random.Random()  # noqa: S311 - jitter, not cryptography
+
+
+class Throttled:
+    """Logs a repeated warning once per ``interval`` seconds, with a count of the rest.
+
+    A broker that stays away makes every retry fail alike; ten thousand
+    agents logging each failure fill disks and hide the first, telling one.
+    Messages are told apart by their text once formatted.
+
+    Example::
+
+        warn = Throttled(log, interval=60)
+        warn.warning("cannot connect to %s: %s", url, exc)
+    """
+
+    def __init__(
+        self,
+        logger: logging.Logger,
+        interval: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.logger = logger
+        self.interval = interval
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._seen: dict[str, tuple[float, int]] = {}  # text -> (logged at, suppressed since)
+
+    def warning(self, message: str, *args: object) -> None:
+        text = message % args if args else message
+        now = self._clock()
+        with self._lock:
+            logged, suppressed = self._seen.get(text, (None, 0))
+            if logged is not None and now - logged < self.interval:
+                self._seen[text] = (logged, suppressed + 1)
+                return
+            if len(self._seen) > 100:  # texts that vary (delays, addresses) must not pile up
+                self._seen = {k: v for k, v in self._seen.items() if now - v[0] < self.interval}
+            self._seen[text] = (now, 0)
+        if suppressed:
+            text += f" (and {suppressed} more like it in the last {now - logged:.0f}s)"  # type: ignore[operator]
+        self.logger.warning("%s", text)
 
 
 def retry(

@@ -1,8 +1,16 @@
-"""The broker URL: ``[adapter+]scheme://[user:password@]host[:port][/virtual-host]``."""
+"""The broker URL: ``[adapter+]scheme://[user:password@]host[:port][/virtual-host]``.
+
+Where gofer takes a broker URL it also takes several, separated by commas,
+for the nodes of a cluster: ``amqp://h1,amqp://h2:5673,amqp://h3``. Each is
+a whole URL (its own credentials and virtual host); one that names no
+adapter takes the first one's.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import re
+from collections.abc import Iterator
 from urllib.parse import quote, unquote, urlsplit
 
 from gofer.errors import InvalidURLError
@@ -10,6 +18,10 @@ from gofer.errors import InvalidURLError
 PLAIN_SCHEMES = frozenset({"amqp", "tcp"})
 TLS_SCHEMES = frozenset({"amqps", "ssl"})
 DEFAULT_PORTS = {False: 5672, True: 5671}
+
+# A comma followed by the start of another URL: "," inside a password does
+# not split (nor should it, unencoded, be followed by "scheme://").
+_NEXT_URL = re.compile(r",\s*(?=[A-Za-z][A-Za-z0-9.+-]*://)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -20,6 +32,10 @@ class Url:
     ``Url`` can go into any log line. ``secret()`` gives the full text back for
     the rare place that must pass it on.
 
+    A URL may name more brokers to fail over to (the other nodes of a
+    cluster): ``alternates`` holds them, and :meth:`each` gives all of them
+    in order, each on its own. The other fields are the first broker's.
+
     Example::
 
         >>> url = Url.parse("proton+amqps://gofer:s3cret@broker.example.com/prod")
@@ -27,6 +43,8 @@ class Url:
         ('proton', 'broker.example.com', 5671, True, 'prod')
         >>> str(url)
         'proton+amqps://gofer:***@broker.example.com:5671/prod'
+        >>> [each.port for each in Url.parse("amqp://h1,amqp://h2:5673").each()]
+        [5672, 5673]
     """
 
     scheme: str
@@ -36,10 +54,11 @@ class Url:
     userid: str | None = None
     password: str | None = dataclasses.field(default=None, repr=False)
     virtual_host: str | None = None
+    alternates: tuple[Url, ...] = ()
 
     @classmethod
     def parse(cls, text: str) -> Url:
-        """Parse a broker URL.
+        """Parse a broker URL, or several separated by commas.
 
         Args:
             text: the URL; the adapter prefix, credentials, port and virtual
@@ -47,11 +66,33 @@ class Url:
 
         Returns:
             The parsed URL; the port defaults by scheme (5672 plain, 5671 TLS).
+            The second and later URLs of a list are its ``alternates``.
 
         Raises:
-            InvalidURLError: the text is not a broker URL of a known scheme.
+            InvalidURLError: the text is not a broker URL of a known scheme,
+                or the URLs of a list name different adapters.
         """
         if not isinstance(text, str) or "://" not in text:
+            raise InvalidURLError(f"not a broker URL: {_masked_text(text)!r}")
+        first, *others = (cls._parse_one(part) for part in _NEXT_URL.split(text.strip()))
+        alternates = []
+        for other in others:
+            if other.adapter is not None and other.adapter != first.adapter:
+                raise InvalidURLError(
+                    f"the brokers of {_masked_text(text)!r} name different adapters "
+                    f"({first.adapter or 'the default'} and {other.adapter})"
+                )
+            alternates.append(dataclasses.replace(other, adapter=first.adapter))
+        return dataclasses.replace(first, alternates=tuple(alternates)) if alternates else first
+
+    def each(self) -> Iterator[Url]:
+        """Every broker this URL names, in the order given, each without alternates."""
+        yield dataclasses.replace(self, alternates=()) if self.alternates else self
+        yield from self.alternates
+
+    @classmethod
+    def _parse_one(cls, text: str) -> Url:
+        if "://" not in text:
             raise InvalidURLError(f"not a broker URL: {_masked_text(text)!r}")
         head, rest = text.split("://", 1)
         adapter, _, scheme = head.rpartition("+")
@@ -102,7 +143,9 @@ class Url:
         return f"{prefix}{self.scheme}://{auth}{host}:{self.port}{vhost}"
 
     def __str__(self) -> str:
-        return self._format(None if self.password is None else "***")
+        return ",".join(
+            each._format(None if each.password is None else "***") for each in self.each()
+        )
 
     def secret(self) -> str:
         """The URL with its password, for passing on; never log this.
@@ -111,11 +154,19 @@ class Url:
         text parses back to this URL whatever characters they hold (a
         password with ``/``, ``?``, ``#`` or ``@``, say).
         """
-        return self._format(self.password, encode=True)
+        return ",".join(each._format(each.password, encode=True) for each in self.each())
+
+    def passwords(self) -> list[str]:
+        """The passwords of every broker named, for redacting them from text."""
+        return [each.password for each in self.each() if each.password]
 
     def without_adapter(self) -> Url:
         """The same URL without the adapter prefix."""
-        return dataclasses.replace(self, adapter=None)
+        return dataclasses.replace(
+            self,
+            adapter=None,
+            alternates=tuple(dataclasses.replace(each, adapter=None) for each in self.alternates),
+        )
 
 
 class URL:

@@ -47,12 +47,16 @@ class Broker:
         heartbeat: seconds between heartbeats; 0 or None turns them off.
         connect_timeout: seconds allowed for the TCP connect, TLS and the
             protocol handshake together.
+        shuffle: when the URL names several brokers, start at a random one
+            (spreading a fleet over a cluster's nodes); False keeps the
+            order given.
     """
 
     url: Url
     tls: TLS = TLS()
     heartbeat: float | None = 10.0
     connect_timeout: float = 10.0
+    shuffle: bool = True
 
     @classmethod
     def of(cls, url: str | Url, **settings: object) -> Broker:
@@ -68,6 +72,12 @@ class Broker:
         heartbeats (a broker that heartbeats is alive, if slow).
         """
         return max(MIN_OPERATION_TIMEOUT, self.connect_timeout, 2 * (self.heartbeat or 0))
+
+    def each(self) -> list[Broker]:
+        """These settings for each broker the URL names, in the order given."""
+        if not self.url.alternates:
+            return [self]
+        return [dataclasses.replace(self, url=url) for url in self.url.each()]
 
     def __str__(self) -> str:
         return str(self.url)

@@ -85,3 +85,28 @@ def test_error_does_not_leak_password() -> None:
     with pytest.raises(InvalidURLError) as caught:
         Url.parse("gopher://user:hunter2@host")
     assert "hunter2" not in str(caught.value)
+
+
+def test_several_brokers_separated_by_commas() -> None:
+    url = Url.parse("proton+amqp://u:p,w@h1, amqp://x:y@h2:5673/v,amqps://h3")
+
+    assert [(each.host, each.port) for each in url.each()] == [
+        ("h1", 5672),
+        ("h2", 5673),
+        ("h3", 5671),
+    ]
+    assert {each.adapter for each in url.each()} == {"proton"}  # the first one's
+    assert url.password == "p,w"  # a comma in a password does not split
+    assert url.passwords() == ["p,w", "y"]
+    assert "p,w" not in str(url) and "y@" not in str(url)
+    assert Url.parse(url.secret()) == url
+
+
+def test_brokers_of_one_url_name_one_adapter() -> None:
+    with pytest.raises(InvalidURLError, match="different adapters"):
+        Url.parse("amqp://h1,qpid+amqp://h2")
+
+
+def test_a_bad_broker_in_a_list_is_named() -> None:
+    with pytest.raises(InvalidURLError, match="unknown scheme"):
+        Url.parse("amqp://h1,http://h2")
