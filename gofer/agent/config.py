@@ -42,7 +42,8 @@ from typing import Any
 from gofer.agent.pam import DEFAULT_SERVICE
 from gofer.agent.paths import Paths
 from gofer.errors import ConfigError, InvalidURLError, MessagingError
-from gofer.messaging.adapter.model import TLS, Address, Broker
+from gofer.messaging.adapter.model import QUEUE_TYPES, TLS, Address, Broker, QueueType
+from gofer.messaging.retry import Backoff
 from gofer.messaging.url import Url
 from gofer.rmi.options import seconds
 
@@ -212,6 +213,12 @@ class MessagingSection:
         host_validation: check that the broker's certificate names its host.
         authenticator: dotted path of the message authenticator to load.
         heartbeat: seconds between AMQP heartbeats; 0 turns them off.
+        reconnect_min: the bound of the first wait before reconnecting
+            after a loss; each failed attempt doubles it.
+        reconnect_max: the cap on that bound. Each wait is drawn at random
+            below its bound, so that a fleet does not come back in step.
+        shuffle: start at a random broker of a URL that names several
+            (spreading agents over a cluster's nodes); off keeps the order.
     """
 
     url: Url | None = None
@@ -222,13 +229,20 @@ class MessagingSection:
     host_validation: bool = True
     authenticator: str | None = None
     heartbeat: float = 10.0
+    reconnect_min: float = 1.0
+    reconnect_max: float = 60.0
+    shuffle: bool = True
 
     def broker(self) -> Broker | None:
         """The broker connection settings, or None when there is no ``url``."""
         if self.url is None:
             return None
         tls = TLS(self.cacert, self.clientcert, self.clientkey, self.host_validation)
-        return Broker(url=self.url, tls=tls, heartbeat=self.heartbeat or None)
+        return Broker(url=self.url, tls=tls, heartbeat=self.heartbeat or None, shuffle=self.shuffle)
+
+    def reconnect(self) -> Backoff:
+        """The pacing of connection attempts these settings ask for."""
+        return Backoff(initial=self.reconnect_min, maximum=self.reconnect_max, full_jitter=True)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -242,11 +256,14 @@ class ModelSection:
             given; None when neither is.
         expiration: seconds the queue may stay unused before the broker
             deletes it; None keeps it.
+        queue_type: ``classic``, or ``quorum`` for a queue replicated over
+            the nodes of a RabbitMQ cluster.
     """
 
     managed: int = 2
     queue: str | None = None
     expiration: float | None = None
+    queue_type: QueueType = "classic"
 
     @property
     def address(self) -> Address | None:
@@ -789,9 +806,12 @@ _DESCRIPTOR_KEYS: Mapping[str, frozenset[str]] = {
             "host_validation",
             "authenticator",
             "heartbeat",
+            "reconnect_min",
+            "reconnect_max",
+            "shuffle",
         }
     ),
-    "model": frozenset({"managed", "queue", "exchange", "expiration"}),
+    "model": frozenset({"managed", "queue", "exchange", "expiration", "queue_type"}),
 }
 
 
@@ -904,7 +924,21 @@ def _messaging_section(section: _Section) -> MessagingSection:
         host_validation=_boolean(section, "host_validation", True),
         authenticator=_dotted(section, "authenticator", _OBJECT, "package.module.Class"),
         heartbeat=_seconds(section, "heartbeat", 10.0),
+        **_reconnect(section),
+        shuffle=_boolean(section, "shuffle", True),
     )
+
+
+def _reconnect(section: _Section) -> dict[str, float]:
+    low = _seconds(section, "reconnect_min", MessagingSection.reconnect_min)
+    high = _seconds(section, "reconnect_max", MessagingSection.reconnect_max)
+    if low <= 0:
+        raise section.error("reconnect_min", f"expected a positive number of seconds, got {low:g}")
+    if high < low:
+        raise section.error(
+            "reconnect_max", f"expected at least reconnect_min ({low:g}s), got {high:g}"
+        )
+    return {"reconnect_min": low, "reconnect_max": high}
 
 
 def _model_section(section: _Section, uuid: str | None) -> ModelSection:
@@ -914,10 +948,16 @@ def _model_section(section: _Section, uuid: str | None) -> ModelSection:
         raise section.error(
             "expiration", f"expected a positive number of seconds, got {expiration:g}"
         )
+    queue_type = (_text(section, "queue_type") or "classic").strip().lower()
+    if queue_type not in QUEUE_TYPES:
+        raise section.error(
+            "queue_type", f"expected {' or '.join(QUEUE_TYPES)}, got {queue_type!r}"
+        )
     return ModelSection(
         managed=_integer(section, "managed", 2, 0, 2),
         queue=queue,
         expiration=expiration,
+        queue_type=queue_type,
     )
 
 

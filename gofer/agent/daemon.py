@@ -69,7 +69,7 @@ class Goferd:
         self.scheduler = Scheduler()
         self.journal: Journal | None = None
         self.runners: dict[str, PluginRunner] = {}
-        self.connections: dict[Broker, Connection] = {}
+        self.connections: dict[tuple[Broker, Backoff], Connection] = {}
         self.management: ManagementServer | None = None
         self.watch: DescriptorWatch | None = None
         #: Called with a reason when goferd cannot go on (the journal failed);
@@ -327,25 +327,29 @@ class Goferd:
         return PluginRunner(
             name=plugin.name,
             queue=queue,
-            connection=self._connection(broker),
+            connection=self._connection(broker, descriptor.messaging.reconnect()),
             dispatcher=dispatcher,
             journal=self.journal,
             threads=descriptor.main.threads,
             latency=descriptor.main.latency,
             managed=descriptor.model.managed,
             expiration=descriptor.model.expiration,
+            queue_type=descriptor.model.queue_type,
             authenticator=plugin.authenticator or _authenticator(descriptor),
             on_fatal=self._fatal,
         )
 
-    def _connection(self, broker: Broker) -> Connection:
-        """One connection per broker (and TLS settings), shared by every plugin on it."""
+    def _connection(self, broker: Broker, reconnect: Backoff) -> Connection:
+        """One connection per broker (and TLS and reconnect settings), shared by its plugins.
+
+        Its one reconnect loop serves them all: a broker's outage costs one
+        connection attempt at a time, whatever the number of plugins.
+        """
         with self._lock:
-            connection = self.connections.get(broker)
+            connection = self.connections.get((broker, reconnect))
             if connection is None:
-                # Capped at 4 s: back consuming within seconds of the broker's return.
-                connection = Connection(broker, backoff=Backoff(initial=0.5, maximum=4.0))
-                self.connections[broker] = connection
+                connection = Connection(broker, reconnect=reconnect)
+                self.connections[(broker, reconnect)] = connection
             return connection
 
     # -- requests -----------------------------------------------------------
@@ -467,7 +471,8 @@ class Goferd:
         except ConfigError as exc:
             log.error("plugin %s: cannot answer its requests: %s", plugin, exc)
             return None
-        replier = Replier(self._connection(broker).send, authenticator)
+        connection = self._connection(broker, descriptor.messaging.reconnect())
+        replier = Replier(connection.send, authenticator)
         self._repliers[plugin] = replier
         return replier
 

@@ -39,7 +39,7 @@ from gofer.errors import (
     RequestInterruptedError,
     UnsupportedError,
 )
-from gofer.messaging.adapter.model import Address, Delivery, Queue
+from gofer.messaging.adapter.model import Address, Delivery, Queue, QueueType
 from gofer.messaging.auth import Authenticator
 from gofer.messaging.connection import Connection, Reader
 from gofer.rmi import wire
@@ -73,6 +73,7 @@ class PluginRunner:
         managed: 0 leaves the queue alone, 1 declares it, 2 also deletes it
             when the plugin is explicitly unloaded.
         expiration: seconds the queue lives on after the agent is gone.
+        queue_type: ``classic`` or ``quorum`` (declared so when managed).
         authenticator: checks requests and signs replies, when given.
         on_fatal: called (with the reason) when the runner cannot go on
             without losing requests: the journal failed (disk full, read-only).
@@ -91,6 +92,7 @@ class PluginRunner:
         latency: float = 0.0,
         managed: int = 2,
         expiration: float | None = None,
+        queue_type: QueueType = "classic",
         authenticator: Authenticator | None = None,
         on_fatal: Callable[[str], None] | None = None,
     ) -> None:
@@ -103,6 +105,7 @@ class PluginRunner:
         self.latency = latency
         self.managed = managed
         self.expiration = expiration
+        self.queue_type: QueueType = queue_type
         self.authenticator = authenticator
         self.replier = Replier(connection.send, authenticator)
         self.backlog = max(BACKLOG_MIN, self.threads)
@@ -187,7 +190,12 @@ class PluginRunner:
             return
         try:
             self.connection.declare_queue(
-                Queue(self.queue, durable=True, expiration=self.expiration)
+                Queue(
+                    self.queue,
+                    durable=True,
+                    expiration=self.expiration,
+                    queue_type=self.queue_type,
+                )
             )
             if self.address.exchange:
                 self.connection.bind(self.queue, self.address.exchange, self.queue)

@@ -9,6 +9,8 @@ from gofer.errors import MessagingError
 from gofer.messaging.url import Url
 
 ExchangeType = Literal["direct", "topic", "fanout"]
+QueueType = Literal["classic", "quorum"]
+QUEUE_TYPES: tuple[QueueType, ...] = ("classic", "quorum")
 
 #: Shortest time allowed for one broker round trip (see Broker.operation_timeout).
 MIN_OPERATION_TIMEOUT = 15.0
@@ -94,6 +96,9 @@ class Queue:
         exclusive: usable only by the declaring connection, deleted with it.
         expiration: seconds the queue may stay unused before the broker
             deletes it (AMQP ``x-expires``); None keeps it.
+        queue_type: ``classic``, or ``quorum`` for a queue replicated over
+            a RabbitMQ cluster's nodes (durable, never exclusive or
+            auto-delete: declaring one otherwise is an error).
     """
 
     name: str
@@ -101,6 +106,18 @@ class Queue:
     auto_delete: bool = False
     exclusive: bool = False
     expiration: float | None = None
+    queue_type: QueueType = "classic"
+
+    def __post_init__(self) -> None:
+        if self.queue_type not in QUEUE_TYPES:
+            raise MessagingError(
+                f"queue {self.name!r}: unknown queue type {self.queue_type!r} "
+                f"(expected {' or '.join(QUEUE_TYPES)})"
+            )
+        if self.queue_type == "quorum" and (self.exclusive or self.auto_delete or not self.durable):
+            raise MessagingError(
+                f"queue {self.name!r}: a quorum queue is durable, never exclusive or auto-delete"
+            )
 
 
 @dataclasses.dataclass(frozen=True)

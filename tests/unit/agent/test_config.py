@@ -669,3 +669,49 @@ def test_unlistable_descriptor_directory(paths: Paths) -> None:
     assert descriptors == []
     assert len(errors) == 1
     assert errors[0].path == str(paths.descriptors)
+
+
+# Clusters: several brokers, reconnect pacing, quorum queues -------------------------------
+
+
+def test_a_cluster_descriptor(paths: Paths) -> None:
+    loaded = descriptor(
+        paths,
+        "cluster.conf",
+        "[main]\nenabled=1\n"
+        f"[messaging]\nurl=amqp://gofer:{SECRET}@h1, amqp://gofer:{SECRET}@h2:5673\n"
+        "reconnect_min=2\nreconnect_max=5m\nshuffle=no\n"
+        "[model]\nqueue=agent-1\nqueue_type=quorum\n",
+    )
+    broker = loaded.messaging.broker()
+    assert broker is not None
+    assert [(b.url.host, b.url.port) for b in broker.each()] == [("h1", 5672), ("h2", 5673)]
+    assert broker.shuffle is False
+    reconnect = loaded.messaging.reconnect()
+    assert (reconnect.initial, reconnect.maximum, reconnect.full_jitter) == (2.0, 300.0, True)
+    assert loaded.model.queue_type == "quorum"
+    assert SECRET not in repr(loaded)
+
+
+def test_cluster_settings_default_for_a_fleet(paths: Paths) -> None:
+    loaded = descriptor(paths, "plain.conf", "[messaging]\nurl=amqp://h1\n[model]\nqueue=q\n")
+    broker = loaded.messaging.broker()
+    assert broker is not None and broker.shuffle is True
+    reconnect = loaded.messaging.reconnect()
+    assert (reconnect.initial, reconnect.maximum) == (1.0, 60.0)
+    assert loaded.model.queue_type == "classic"
+
+
+@pytest.mark.parametrize(
+    ("lines", "expected"),
+    [
+        ("[model]\nqueue_type=mirrored\n", "classic or quorum.*queue_type"),
+        ("[messaging]\nreconnect_min=0\n", "positive.*reconnect_min"),
+        ("[messaging]\nreconnect_min=10\nreconnect_max=5\n", "at least.*reconnect_max"),
+        ("[messaging]\nurl=amqp://h1,qpid+amqp://h2\n", "different adapters"),
+    ],
+)
+def test_bad_cluster_settings_are_named(paths: Paths, lines: str, expected: str) -> None:
+    path = write(paths.descriptors / "bad.conf", f"[main]\nenabled=1\n{lines}")
+    with pytest.raises(ConfigError, match=expected):
+        load_descriptor(path)

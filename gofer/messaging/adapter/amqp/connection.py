@@ -41,7 +41,9 @@ from gofer.errors import (
     MessagingError,
     NotFoundError,
     OperationTimeoutError,
+    PreconditionError,
     TLSError,
+    UnsupportedError,
 )
 from gofer.messaging.adapter.amqp.errors import is_connection_failure, translate
 from gofer.messaging.adapter.amqp.reader import AmqpReader
@@ -346,7 +348,13 @@ class AmqpConnection:
         return reader
 
     def declare_queue(self, queue: Queue) -> None:
-        arguments = {}
+        arguments: dict[str, Any] = {}
+        if queue.queue_type != "classic":
+            if not self._dialect.queue_types:
+                raise UnsupportedError(
+                    f"{self._dialect.product} has no {queue.queue_type} queues ({queue.name!r})"
+                )
+            arguments["x-queue-type"] = queue.queue_type
         if queue.expiration is not None and self._dialect.queue_expiry:
             arguments["x-expires"] = max(1, int(queue.expiration * 1000))
         elif queue.expiration is not None:
@@ -355,14 +363,22 @@ class AmqpConnection:
                 self._dialect.product,
                 queue.name,
             )
-        with self.using(self._control_channel) as channel:
-            channel.queue_declare(
-                queue.name,
-                durable=queue.durable,
-                exclusive=queue.exclusive,
-                auto_delete=queue.auto_delete,
-                arguments=arguments or None,
-            )
+        try:
+            with self.using(self._control_channel) as channel:
+                channel.queue_declare(
+                    queue.name,
+                    durable=queue.durable,
+                    exclusive=queue.exclusive,
+                    auto_delete=queue.auto_delete,
+                    arguments=arguments or None,
+                )
+        except PreconditionError as exc:
+            if "x-queue-type" not in str(exc):
+                raise
+            raise PreconditionError(
+                f"queue {queue.name!r} exists with another type than {queue.queue_type}: "
+                f"declare it as it is, or delete it to have it made again ({exc})"
+            ) from exc
 
     def delete_queue(self, name: str) -> None:
         with contextlib.suppress(NotFoundError), self.using(self._control_channel) as channel:
@@ -519,6 +535,7 @@ class _Dialect:
       dropped there (with a warning) rather than failing the declaration.
     - Broker-J does not tell a consumer that its queue was deleted
       (no ``consumer_cancel_notify``).
+    - Only RabbitMQ has quorum queues (``x-queue-type``).
     """
 
     def __init__(self, properties: dict[str, Any]) -> None:
@@ -527,6 +544,7 @@ class _Dialect:
         self.product = product
         self.qpid = product.startswith("Apache Qpid")
         self.queue_expiry = not self.qpid
+        self.queue_types = product == "RabbitMQ"  # x-queue-type: quorum (3.8 on)
         self.cancel_notify = bool(capabilities.get("consumer_cancel_notify"))
 
     def expiration(self, ttl: float) -> str:

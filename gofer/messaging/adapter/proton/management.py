@@ -126,6 +126,8 @@ class Dialect:
     # -- management through $management ------------------------------------
 
     def declare_queue(self, queue: Queue) -> None:
+        if queue.queue_type != "classic":
+            raise UnsupportedError(f"{self.product} has no {queue.queue_type} queues")
         attributes: dict[str, Any] = {"name": queue.name, "durable": queue.durable}
         if queue.exclusive:
             attributes["exclusive"] = "CONNECTION"
@@ -284,6 +286,13 @@ class RabbitMQ(Dialect):
         return f"/exchange/amq.direct/{name}"
 
     def declare_queue(self, queue: Queue) -> None:
+        if queue.queue_type != "classic":
+            if self.queue_exists(queue.name):
+                return  # made by the operator (or over AMQP 0-9-1): used as it is
+            raise UnsupportedError(
+                f"RabbitMQ 3.x cannot declare {queue.queue_type} queues over AMQP 1.0: "
+                f"declare {queue.name!r} once with the amqp adapter or rabbitmqadmin"
+            )
         if queue.exclusive or queue.auto_delete:
             raise UnsupportedError(
                 f"RabbitMQ cannot declare exclusive or auto-delete queues over AMQP 1.0 "

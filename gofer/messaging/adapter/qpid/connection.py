@@ -37,7 +37,12 @@ import weakref
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from gofer.errors import ConnectionLostError, NotFoundError, OperationTimeoutError
+from gofer.errors import (
+    ConnectionLostError,
+    NotFoundError,
+    OperationTimeoutError,
+    UnsupportedError,
+)
 from gofer.messaging.adapter.model import Address, Broker, Exchange, Queue
 from gofer.messaging.adapter.qpid.engine import spec010
 from gofer.messaging.adapter.qpid.engine.base import Command, Struct
@@ -162,6 +167,8 @@ class QpidConnection:
         return self.reader(name, prefetch=prefetch)
 
     def declare_queue(self, queue: Queue) -> None:
+        if queue.queue_type != "classic":
+            raise UnsupportedError(f"AMQP 0-10 brokers have no {queue.queue_type} queues")
         arguments: dict[str, Any] = dict(self._dialect.queue_arguments)
         auto_delete = queue.auto_delete
         if queue.exclusive:
