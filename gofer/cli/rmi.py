@@ -107,7 +107,8 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--url",
         type=broker_url,
         default="amqp://localhost",
-        help="the broker URL (default: amqp://localhost)",
+        help="the broker URL, or several separated by commas for a cluster's nodes "
+        "(default: amqp://localhost)",
     )
     parser.add_argument(
         "-a", "--address", type=address, required=True, help="the agent's queue address"
@@ -286,7 +287,7 @@ def run_rmi(
     password = args.password or os.environ.get(PASSWORD_ENV) or _ask_password(args.user)
     args.secret = args.secret or os.environ.get(SECRET_ENV)
     args.url = _with_broker_password(args.url)
-    redact = _Redactor([Url.parse(args.url).password, password, args.secret])
+    redact = _Redactor([*Url.parse(args.url).passwords(), password, args.secret])
     progress = Progress(err)
     agent = (agent_factory or Agent)(args.url, args.address, **_options(args, password, progress))
     classname, method = args.target
@@ -348,12 +349,19 @@ def _split_arguments(
 
 
 def _with_broker_password(url: str) -> str:
-    """The URL, with ``$GOFER_BROKER_PASSWORD`` when it names a user and no password."""
+    """The URL, with ``$GOFER_BROKER_PASSWORD`` for each broker naming a user and no password."""
     parsed = Url.parse(url)
     password = os.environ.get(BROKER_PASSWORD_ENV)
-    if password and parsed.userid is not None and parsed.password is None:
-        return dataclasses.replace(parsed, password=password).secret()
-    return url
+    each = list(parsed.each())
+    if not password or not any(u.userid is not None and u.password is None for u in each):
+        return url
+    filled = [
+        dataclasses.replace(u, password=password)
+        if u.userid is not None and u.password is None
+        else u
+        for u in each
+    ]
+    return dataclasses.replace(filled[0], alternates=tuple(filled[1:])).secret()
 
 
 def _ask_password(user: str | None) -> str | None:

@@ -12,9 +12,9 @@ import time
 from collections.abc import Callable, Sequence
 from typing import NamedTuple, TypeVar, cast
 
-from gofer.errors import ConnectionLostError
+from gofer.errors import ConnectionLostError, UnsupportedError
 from gofer.messaging.adapter import contract
-from gofer.messaging.adapter.model import Broker, Delivery, Exchange, Queue
+from gofer.messaging.adapter.model import Broker, Delivery, Exchange, Queue, QueueType
 from gofer.messaging.adapter.registry import find
 from gofer.messaging.connector import registered
 from gofer.messaging.retry import Backoff, Throttled
@@ -283,14 +283,16 @@ class Connection:
         prefetch: int = 1,
         expiration: float = 600.0,
         backoff: Backoff | None = None,
+        queue_type: QueueType = "classic",
     ) -> tuple[str, Reader]:
         """A queue for this process's replies: the address to give out, and its reader.
 
         With an adapter that offers ``contract.ReplyQueues`` the queue lives
         as long as its reader; after a reconnect the reader makes it again at
         the same address (replies sent in between are lost). Otherwise it is
-        the non-durable queue ``name``, which the broker deletes
-        ``expiration`` seconds after its last use.
+        the queue ``name`` (of ``queue_type``; classic where the broker
+        has no other), which the broker deletes ``expiration`` seconds after
+        its last use.
         """
         address = self.ensure(
             lambda c: c.reply_address(name) if isinstance(c, contract.ReplyQueues) else None,
@@ -299,8 +301,13 @@ class Connection:
         if address is None:
             # Durable, so that a broker restart keeps it (and the results in
             # it) for the caller; it expires once the caller is gone.
-            queue = Queue(name, durable=True, expiration=expiration)
-            self.ensure(lambda c: c.declare_queue(queue), backoff=backoff)
+            queue = Queue(name, durable=True, expiration=expiration, queue_type=queue_type)
+            try:
+                self.ensure(lambda c: c.declare_queue(queue), backoff=backoff)
+            except UnsupportedError as exc:
+                log.info("reply queue %s: %s; a classic one instead", name, exc)
+                queue = Queue(name, durable=True, expiration=expiration)
+                self.ensure(lambda c: c.declare_queue(queue), backoff=backoff)
             return name, self.reader(name, prefetch=prefetch)
 
         def open_reader(connection: contract.Connection) -> contract.Reader:

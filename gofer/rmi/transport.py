@@ -17,7 +17,7 @@ import uuid
 
 from gofer.errors import GoferError, InvalidDocumentError, NotFoundError
 from gofer.messaging import auth
-from gofer.messaging.adapter.model import TLS, Broker, Queue
+from gofer.messaging.adapter.model import TLS, Broker, Queue, QueueType
 from gofer.messaging.connection import Connection, Reader
 from gofer.messaging.connector import settings_for
 from gofer.messaging.document import Document
@@ -33,16 +33,26 @@ REPLY_QUEUE_EXPIRATION = 600.0
 Reply = tuple[bytes, Document]
 #: How long a caller keeps retrying an unreachable broker before failing a call.
 SEND_RETRY_LIMIT = 30.0
+#: The pacing of a caller's reconnects: callers are few, and wait for them.
+RECONNECT = Backoff(initial=0.2, maximum=5.0, full_jitter=True)
 
 
 class Transport:
-    """A shared connection plus a lazily declared reply queue, safe for many threads."""
+    """A shared connection plus a lazily declared reply queue, safe for many threads.
+
+    When the URL names several brokers (a cluster), the reply queue is a
+    quorum queue: it lives on, with the replies in it, when the node the
+    caller was connected to dies, and the caller reads it from the node it
+    moves to. (A classic queue would be out of reach until its node came
+    back.) Brokers without quorum queues get a classic one.
+    """
 
     def __init__(self, broker: Broker) -> None:
         self.broker = broker
         self.connection = Connection(
-            broker, backoff=Backoff(initial=0.2, maximum=5.0, limit=SEND_RETRY_LIMIT)
+            broker, backoff=Backoff(limit=SEND_RETRY_LIMIT), reconnect=RECONNECT
         )
+        self.queue_type: QueueType = "quorum" if broker.url.alternates else "classic"
         self._lock = threading.Lock()
         self._waiters: dict[str, tuple[queues.SimpleQueue[Reply], bool]] = {}
         self._reply_queue: str | None = None
@@ -84,6 +94,7 @@ class Transport:
                     prefetch=64,
                     expiration=REPLY_QUEUE_EXPIRATION,
                     backoff=_limited(limit),
+                    queue_type=self.queue_type,
                 )
                 self._reply_queue = name
                 self._reader_thread = threading.Thread(
@@ -102,7 +113,13 @@ class Transport:
 
     def _declare(self, name: str) -> None:
         self.connection.declare_queue(
-            Queue(name, durable=True, auto_delete=False, expiration=REPLY_QUEUE_EXPIRATION)
+            Queue(
+                name,
+                durable=True,
+                auto_delete=False,
+                expiration=REPLY_QUEUE_EXPIRATION,
+                queue_type=self.queue_type,
+            )
         )
         for exchange in self._bound:
             self.connection.bind(name, exchange, name)
@@ -186,7 +203,7 @@ def _limited(limit: float | None) -> Backoff | None:
     """Retries bounded by ``limit`` seconds (None: the transport's own bound)."""
     if limit is None:
         return None
-    return Backoff(initial=0.2, maximum=5.0, limit=max(0.0, min(limit, SEND_RETRY_LIMIT)))
+    return Backoff(limit=max(0.0, min(limit, SEND_RETRY_LIMIT)))
 
 
 _transports: dict[tuple[object, ...], Transport] = {}
