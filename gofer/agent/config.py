@@ -146,10 +146,15 @@ class MainConfig:
         monitor: watch the descriptor directory and load, reload or unload
             plugins as their descriptors appear, change or go.
         drain_timeout: seconds goferd waits on SIGTERM for running requests.
+        action_splay: a plugin's recurring actions first run at a random
+            moment within this many seconds of loading (or within their
+            interval, if shorter), so that a fleet restarted together does
+            not act (and call its servers) in step; 0 runs them at once.
     """
 
     monitor: bool = False
     drain_timeout: float = 30.0
+    action_splay: float = 30.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -692,7 +697,7 @@ def _masked(key: str, value: object) -> object:
 # Agent configuration: building ------------------------------------------------------------
 
 _AGENT_KEYS: Mapping[str, frozenset[str]] = {
-    "main": frozenset({"monitor", "drain_timeout"}),
+    "main": frozenset({"monitor", "drain_timeout", "action_splay"}),
     "management": frozenset({"enabled", "host", "port", "socket"}),
     "pam": frozenset({"service"}),
 }
@@ -773,6 +778,7 @@ def _main_config(section: _Section) -> MainConfig:
     return MainConfig(
         monitor=_boolean(section, "monitor", False),
         drain_timeout=_seconds(section, "drain_timeout", MainConfig.drain_timeout),
+        action_splay=max(0.0, _seconds(section, "action_splay", MainConfig.action_splay)),
     )
 
 

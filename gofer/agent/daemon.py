@@ -66,7 +66,7 @@ class Goferd:
         self.config = config
         self.container = PluginContainer(paths.plugin_dirs)
         self.container.attachment = self
-        self.scheduler = Scheduler()
+        self.scheduler = Scheduler(splay=config.main.action_splay)
         self.journal: Journal | None = None
         self.runners: dict[str, PluginRunner] = {}
         self.connections: dict[tuple[Broker, Backoff], Connection] = {}

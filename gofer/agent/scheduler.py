@@ -13,7 +13,8 @@ Rules:
 
 - An action runs as soon as the scheduler starts (or as soon as it is added
   to a started scheduler), then every interval, measured from the start of
-  one run to the start of the next.
+  one run to the start of the next. With a ``splay``, its first run comes
+  at a random moment within the splay (or its interval, if shorter) instead.
 - An action never overlaps itself: a run that outlasts its interval delays
   the next one until it ends; missed runs are not made up.
 - An action that raises is logged with its name and keeps its schedule.
@@ -31,6 +32,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import queue
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -61,6 +63,9 @@ class Scheduler:
         clock: monotonic seconds; the scheduler sleeps by it, so a clock
             that does not follow real time only suits tests that wait.
         workers: threads in the scheduler's own pool.
+        splay: seconds within which an action's first run is drawn at
+            random (bounded by its interval), so that agents started
+            together do not act together; 0 runs it at once.
     """
 
     def __init__(
@@ -69,10 +74,12 @@ class Scheduler:
         clock: Callable[[], float] = time.monotonic,
         *,
         workers: int = 2,
+        splay: float = 0.0,
     ) -> None:
         if workers < 1:
             raise ValueError("workers must be at least 1")
         self._clock = clock
+        self.splay = splay
         self._pool: _Pool | None = None
         if executor_submit is None:
             self._pool = _Pool(workers)
@@ -102,7 +109,8 @@ class Scheduler:
         with self._changed:
             if name in self._actions:
                 raise ValueError(f"an action named {name!r} is already scheduled")
-            self._actions[name] = _Action(name, run, seconds, due=self._clock())
+            first = random.uniform(0, min(self.splay, seconds)) if self.splay > 0 else 0.0  # noqa: S311
+            self._actions[name] = _Action(name, run, seconds, due=self._clock() + first)
             self._changed.notify_all()
         log.debug("scheduled action %s every %s", name, interval)
 

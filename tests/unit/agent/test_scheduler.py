@@ -184,3 +184,34 @@ def elapsed(call: Callable[[], object]) -> float:
     started = time.monotonic()
     call()
     return time.monotonic() - started
+
+
+def test_a_splay_spreads_first_runs_within_it() -> None:
+    scheduler = Scheduler(splay=0.5, workers=4)
+    actions = [Recorder() for _ in range(20)]
+    for n, action in enumerate(actions):
+        scheduler.add(f"fleet.report{n}", action, timedelta(hours=1))
+    started = time.monotonic()
+    try:
+        scheduler.start()
+        time.sleep(0.8)
+    finally:
+        scheduler.stop(timeout=1)
+
+    firsts = sorted(action.starts[0] - started for action in actions)
+    assert len(firsts) == 20 and firsts[-1] < 0.65
+    assert firsts[0] < 0.25 < firsts[-1]  # spread over the splay, not all at once
+
+
+def test_a_splay_longer_than_the_interval_is_cut_to_it() -> None:
+    scheduler = Scheduler(splay=3600)
+    action = Recorder()
+    scheduler.add("fleet.tick", action, timedelta(seconds=0.2))
+    started = time.monotonic()
+    try:
+        scheduler.start()
+        time.sleep(0.5)
+    finally:
+        scheduler.stop(timeout=1)
+
+    assert action.starts and action.starts[0] - started < 0.3
