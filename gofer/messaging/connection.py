@@ -199,11 +199,15 @@ class Connection:
                 self._attempts += 1
                 self._error = exc
                 if isinstance(exc, self.adapter.recoverable):
+                    bound = self.reconnect.bound(self._failures)
                     delay = self.reconnect.delay(self._failures)
                     self._failures += 1
                     self._not_before = time.monotonic() + delay
                     self._advance()
-                    self._warn.warning("cannot connect to %s: %s", broker, exc)
+                    # The bound, not the draw, so that repeats read alike (and are throttled).
+                    self._warn.warning(
+                        "cannot connect to %s: %s; next attempt within %gs", broker, exc, bound
+                    )
                     log.debug("next attempt, to %s, in %.1fs", self._brokers[self._next], delay)
                 self._changed.notify_all()
             raise

@@ -50,9 +50,13 @@ class Backoff:
             yield self.delay(count, draw)
             count += 1
 
+    def bound(self, failures: int) -> float:
+        """The most the delay after ``failures`` earlier failures can be."""
+        return min(self.initial * self.factor ** min(failures, 64), self.maximum)
+
     def delay(self, failures: int, rng: random.Random | None = None) -> float:
         """The delay after ``failures`` earlier failures (0 for the first retry)."""
-        bound = min(self.initial * self.factor ** min(failures, 64), self.maximum)
+        bound = self.bound(failures)
         draw = rng or _rng
         return draw.uniform(0.0 if self.full_jitter else bound / 2, bound)
 
