@@ -140,3 +140,54 @@ def required() -> bool:
     """True when a broker test may not skip (CI, or GOFER_REQUIRE_BROKERS=1)."""
     flag = os.environ.get("GOFER_REQUIRE_BROKERS") or os.environ.get("CI") or ""
     return flag.lower() in {"1", "true", "yes"}
+
+
+@dataclasses.dataclass(frozen=True)
+class TestCluster:
+    """The three-node RabbitMQ cluster of ``scripts/rabbitmq-cluster``, or one like it.
+
+    ``GOFER_TEST_CLUSTER`` holds its nodes' URLs separated by commas, in node
+    order (a, b, c), or ``off``; ``GOFER_TEST_CLUSTER_CONTROL`` the control
+    script (``kill NODE``, ``restart NODE``, ``leader QUEUE``).
+    """
+
+    __test__ = False
+
+    url: str
+    control: str
+
+    NODES = ("a", "b", "c")
+
+    @property
+    def urls(self) -> dict[str, str]:
+        """Each node's own URL."""
+        return dict(zip(self.NODES, (u.secret() for u in Url.parse(self.url).each())))
+
+    def reachable(self) -> bool:
+        for url in Url.parse(self.url).each():
+            try:
+                with socket.create_connection((url.host, url.port), timeout=2):
+                    pass
+            except OSError:
+                return False
+        return True
+
+    def run(self, *args: str, timeout: float = 180) -> str:
+        done = subprocess.run(
+            [self.control, *args], check=True, timeout=timeout, capture_output=True, text=True
+        )
+        return done.stdout.strip()
+
+
+def cluster() -> TestCluster | None:
+    """The cluster under test; None when turned off."""
+    url = os.environ.get(
+        "GOFER_TEST_CLUSTER",
+        ",".join(f"amqp://guest:guest@localhost:{5680 + n}" for n in (1, 2, 3)),
+    )
+    if url.lower() == "off":
+        return None
+    control = os.environ.get(
+        "GOFER_TEST_CLUSTER_CONTROL", str(ROOT / "scripts" / "rabbitmq-cluster")
+    )
+    return TestCluster(url, control)

@@ -244,7 +244,7 @@ class PluginRunner:
             delivery = reader.get(timeout=1.0)
         except NotFoundError as exc:
             self._slots.release()
-            self._pause("queue %s missing (%s)", self.queue, exc)
+            self._pause("queue %s unavailable: %s", self.queue, exc)
             return
         except GoferError as exc:
             self._slots.release()
