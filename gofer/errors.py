@@ -102,6 +102,15 @@ class ConnectionLostError(BrokerUnavailableError):
     """An open connection broke (closed by the broker, network, missed heartbeats)."""
 
 
+class RefusedError(BrokerUnavailableError):
+    """The broker would not take a message now (a publisher nack).
+
+    A quorum queue refuses while it has no quorum (most of its nodes down, or
+    this node cut off from them); another node, or the same one later, may
+    take it. The message was not stored, so sending it again is safe.
+    """
+
+
 class AuthenticationError(MessagingError):
     """The broker refused the credentials (or the mechanism)."""
 

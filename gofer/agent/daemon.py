@@ -670,6 +670,7 @@ class Goferd:
                     "enabled": plugin.enabled,
                     "url": str(plugin.descriptor.messaging.url or "") or None,
                     "queue": str(runner.address) if runner is not None else None,
+                    "connected": _connected(runner),
                     "classes": [
                         {
                             "name": name,
@@ -691,6 +692,12 @@ class Goferd:
                 for action in catalog.actions
             )
         return {"plugins": plugins, "actions": actions}
+
+
+def _connected(runner: PluginRunner | None) -> str | None:
+    """The broker (of its URL's) a runner's connection is open to now; None if none."""
+    broker = runner.connection.connected_to if runner is not None else None
+    return str(broker) if broker is not None else None
 
 
 class _QueueAdmin:

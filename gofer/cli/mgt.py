@@ -211,6 +211,8 @@ def _plugin_lines(plugin: Mapping[str, Any]) -> list[str]:
         lines.append(f"    url: {_safe_url(str(plugin['url']))}")
     if plugin.get("queue"):
         lines.append(f"    queue: {plugin['queue']}")
+    if plugin.get("url") and "connected" in plugin:
+        lines.append(f"    connected: {_safe_url(str(plugin['connected'] or 'no'))}")
     lines.append("    Classes:")
     for cls in plugin.get("classes") or []:
         lines.append(f"      <class> {cls.get('name')}")

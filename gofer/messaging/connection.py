@@ -230,7 +230,7 @@ class Connection:
             if current is None or self._generation != generation:
                 return
             self._warn.warning(
-                "connection to %s lost%s: %s", self._at, f" ({what})" if what else "", exc
+                "dropping the connection to %s%s: %s", self._at, f" ({what})" if what else "", exc
             )
             self._drop_locked()
         with contextlib.suppress(Exception):

@@ -544,7 +544,7 @@ def troubles(log: str) -> list[str]:
     found = [
         line[:300]
         for line in log.splitlines()
-        if "driver error" in line or (" lost (send to" in line)
+        if "driver error" in line or ("dropping the connection" in line and "send to" in line)
     ]
     return found[:3] + (["..."] if len(found) > 3 else [])
 

@@ -696,7 +696,8 @@ def test_a_cluster_descriptor(paths: Paths) -> None:
 def test_cluster_settings_default_for_a_fleet(paths: Paths) -> None:
     loaded = descriptor(paths, "plain.conf", "[messaging]\nurl=amqp://h1\n[model]\nqueue=q\n")
     broker = loaded.messaging.broker()
-    assert broker is not None and broker.shuffle is True
+    assert broker is not None
+    assert broker.shuffle is True
     reconnect = loaded.messaging.reconnect()
     assert (reconnect.initial, reconnect.maximum) == (1.0, 60.0)
     assert loaded.model.queue_type == "classic"

@@ -42,6 +42,7 @@ from gofer.errors import (
     NotFoundError,
     OperationTimeoutError,
     PreconditionError,
+    RefusedError,
     TLSError,
     UnsupportedError,
 )
@@ -340,7 +341,7 @@ class AmqpConnection:
             # confirms it; Broker-J nacks it first and returns it after.
             raise NotFoundError(f"no queue took the message sent to {target}: {publish.returned}")
         if not publish.acked:
-            raise MessagingError(f"the broker refused the message sent to {target}")
+            raise RefusedError(f"the broker refused the message sent to {target}")
 
     def reader(self, queue: str, *, prefetch: int = 1) -> AmqpReader:
         reader = AmqpReader(self, queue, prefetch)
