@@ -257,3 +257,32 @@ def test_a_classic_queue_whose_node_died_is_reported(
     assert "unavailable" in reported[0]
     # Back with its node, the queue is consumed again.
     assert Agent(cluster.url, goferd.queue, wait=60).Fault().work("again") == "again"
+
+
+@pytest.mark.usefixtures("fresh_transports")
+def test_a_queue_of_the_other_type_is_reported_at_load(
+    cluster: brokers.TestCluster, fault_goferd: Any
+) -> None:
+    queue = f"gofer-cluster-classic-{uuid.uuid4()}"
+    admin = Connection(cluster.url, backoff=Backoff(limit=30))
+    admin.declare_queue(Queue(queue))  # classic, as an older goferd left it
+    try:
+        goferd: FaultGoferd = fault_goferd(
+            start=False,
+            broker_url=cluster.url,
+            cleanup_url=cluster.url,
+            queue=queue,
+            model={"queue_type": "quorum"},
+        )
+        goferd.start(consuming=False)
+        deadline = time.monotonic() + 20
+        while "another type" not in goferd.log() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        said = [line for line in goferd.log().splitlines() if "another type" in line]
+    finally:
+        admin.delete_queue(queue)
+        admin.close()
+
+    assert said, f"goferd did not report the queue's type:\n{goferd.log()[-2000:]}"
+    assert queue in said[0]
+    assert "quorum" in said[0]
