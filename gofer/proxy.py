@@ -1,9 +1,10 @@
-"""The documented caller entry point: ``from gofer.proxy import Agent``."""
+"""The documented caller entry points: ``from gofer.proxy import Agent, Fleet``."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from gofer.rmi.fanout import Fleet, Outcome
 from gofer.rmi.stub import Agent
 
 
@@ -12,4 +13,4 @@ def agent(url: str, address: str, **options: Any) -> Agent:
     return Agent(url, address, **options)
 
 
-__all__ = ["Agent", "agent"]
+__all__ = ["Agent", "Fleet", "Outcome", "agent"]

@@ -529,6 +529,7 @@ def gofer_page() -> Page:
         "late reply carries it.",
         "EXIT_REJECTED": "the agent rejected the request; its code and description are printed.",
         "EXIT_MESSAGING": "broker or messaging error (unreachable broker, missing queue, ...).",
+        "EXIT_SOME_FAILED": "several agents were called and not every one succeeded.",
         "EXIT_INTERRUPTED": "interrupted (Ctrl-C); the request may still run.",
     }
     mgt_meanings = {

@@ -5,6 +5,7 @@
     gofer rmi -u amqp://localhost -a demo -t Dog.bark howdy
     gofer rmi -a demo -t Dog.wag 3 loud=true
     gofer rmi -a demo -w 0 -r replies -t Dog.bark howdy   # prints the serial number
+    gofer rmi -a web1 -a web2 --agents-file more.txt -t Package.install zsh   # many agents
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ from gofer.errors import (
     RmiError,
 )
 from gofer.messaging.url import Url
-from gofer.proxy import Agent
+from gofer.proxy import Agent, Fleet, Outcome
+from gofer.rmi.fanout import DEFAULT_CONCURRENCY
 from gofer.rmi.options import DEFAULT_WAIT, seconds
 
 EXIT_OK = 0
@@ -38,6 +40,7 @@ EXIT_USAGE = 2
 EXIT_TIMEOUT = 3
 EXIT_REJECTED = 4
 EXIT_MESSAGING = 5
+EXIT_SOME_FAILED = 6
 EXIT_INTERRUPTED = 130
 
 # Names of environment variables, not secrets:
@@ -73,13 +76,22 @@ exit status:
        reply carries it
   {EXIT_REJECTED}    the agent rejected the request (code and description printed)
   {EXIT_MESSAGING}    broker or messaging error (unreachable broker, missing queue, ...)
+  {EXIT_SOME_FAILED}    several agents: not every one succeeded
   {EXIT_INTERRUPTED}  interrupted (Ctrl-C); the request may still run
+
+several agents (-a more than once, or --agents-file): one request each, at
+most --concurrency at a time (or --batch at a time, each batch ending before
+the next), all within one wait. A line per agent on standard output as each
+ends, "AGENT STATUS RESULT-OR-ERROR" (status succeeded, failed, rejected,
+timeout, no_queue, cancelled or error), or with --json a JSON object per
+line; a live count of done, failed and pending on a terminal.
 
 examples:
   gofer rmi -u amqp://localhost -a demo -t Dog.bark howdy
   gofer rmi -a demo -w 180 -t Dog.wag 3
   gofer rmi -a demo -w 0 -r replies -t Dog.bark howdy
   gofer rmi -a demo --cntr '[["rover"],{{"age":3}}]' -t Dog.bark hello
+  gofer rmi --agents-file hosts.txt -w 10m --batch 50 -t Package.update
 """
 
 
@@ -111,7 +123,34 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "(default: amqp://localhost)",
     )
     parser.add_argument(
-        "-a", "--address", type=address, required=True, help="the agent's queue address"
+        "-a",
+        "--address",
+        type=address,
+        action="append",
+        dest="addresses",
+        default=[],
+        help="the agent's queue address; again for more agents",
+    )
+    parser.add_argument(
+        "--agents-file",
+        metavar="FILE",
+        help="more agent addresses, one per line (# comments; - for standard input)",
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=positive("concurrency"),
+        default=DEFAULT_CONCURRENCY,
+        help=f"several agents: the most requests out at a time (default {DEFAULT_CONCURRENCY})",
+    )
+    parser.add_argument(
+        "--batch",
+        type=positive("batch"),
+        help="several agents: N at a time, each batch ending before the next starts",
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print each agent's outcome as a JSON object on a line of its own",
     )
     parser.add_argument(
         "-t",
@@ -189,6 +228,24 @@ def address(text: str) -> str:
     if not text.strip():
         raise argparse.ArgumentTypeError("the address must not be empty")
     return text
+
+
+def positive(name: str) -> Callable[[str], int]:
+    """An argument type for a count of at least 1."""
+
+    def parse(text: str) -> int:
+        try:
+            number = int(text)
+        except ValueError:
+            number = 0
+        if number < 1:
+            raise argparse.ArgumentTypeError(
+                f"{name} is a whole number of at least 1, not {text!r}"
+            )
+        return number
+
+    parse.__name__ = name
+    return parse
 
 
 def target(text: str) -> tuple[str, str]:
@@ -284,10 +341,21 @@ def run_rmi(
     positional, keywords, duplicate = _split_arguments(args.arguments)
     if duplicate:
         args.parser.error(f"keyword argument {duplicate!r} given more than once")
+    addresses = _addresses(args)
     password = args.password or os.environ.get(PASSWORD_ENV) or _ask_password(args.user)
     args.secret = args.secret or os.environ.get(SECRET_ENV)
     args.url = _with_broker_password(args.url)
     redact = _Redactor([*Url.parse(args.url).passwords(), password, args.secret])
+    if len(addresses) > 1 or args.agents_file:
+        return _fan_out(
+            args,
+            addresses=addresses,
+            arguments=(positional, keywords),
+            password=password,
+            redact=redact,
+            streams=(out, err),
+        )
+    args.address = addresses[0]
     progress = Progress(err)
     agent = (agent_factory or Agent)(args.url, args.address, **_options(args, password, progress))
     classname, method = args.target
@@ -307,11 +375,141 @@ def run_rmi(
         progress.finish()
         return _failure(exc, args, redact, err)
     progress.finish()
-    _print_result(result, out)
+    if args.json:
+        outcome = Outcome(args.address, "succeeded", result=result, sn=trigger.sn)
+        if args.reply or args.wait == 0:
+            outcome = Outcome(args.address, "sent", sn=trigger.sn)
+        print(json.dumps(outcome.as_dict(), default=repr), file=out)
+    else:
+        _print_result(result, out)
     return EXIT_OK
 
 
-def _options(args: argparse.Namespace, password: str | None, progress: Progress) -> dict[str, Any]:
+def _addresses(args: argparse.Namespace) -> list[str]:
+    """The agents named by ``-a`` and ``--agents-file``, each once, in order."""
+    found = list(args.addresses)
+    if args.agents_file:
+        try:
+            if args.agents_file == "-":
+                lines = sys.stdin.read().splitlines()
+            else:
+                with open(args.agents_file, encoding="utf-8") as listed:
+                    lines = listed.read().splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            args.parser.error(f"cannot read --agents-file {args.agents_file}: {exc}")
+        found.extend(
+            line.split("#", 1)[0].strip() for line in lines if line.split("#", 1)[0].strip()
+        )
+    if not found:
+        args.parser.error("no agent: give -a ADDRESS (or --agents-file FILE)")
+    return list(dict.fromkeys(found))
+
+
+def _fan_out(
+    args: argparse.Namespace,
+    *,
+    addresses: list[str],
+    arguments: tuple[list[Any], dict[str, Any]],
+    password: str | None,
+    redact: _Redactor,
+    streams: tuple[TextIO, TextIO],
+) -> int:
+    """One request to each agent; a line per outcome as it comes; the exit status."""
+    out, err = streams
+    if args.reply or args.wait == 0:
+        args.parser.error("several agents: their results are waited for (no -r, no -w 0)")
+    options = _options(args, password, None)
+    for name in ("trigger", "progress", "reply"):
+        options.pop(name)
+    summary = Summary(err, len(addresses))
+    try:
+        fleet = Fleet(
+            args.url, addresses, concurrency=args.concurrency, batch=args.batch, **options
+        )
+        classname, method = args.target
+        calls = fleet.call(classname, method, *arguments[0], cntr=_cntr(args), **arguments[1])
+        for outcome in calls:
+            summary.clear()
+            print(redact(_outcome_line(outcome, args.json)), file=out, flush=True)
+            summary.add(outcome)
+    except KeyboardInterrupt:
+        summary.finish()
+        print("interrupted; requests already sent may still run", file=err)
+        return EXIT_INTERRUPTED
+    except MessagingError as exc:
+        summary.finish()
+        print(f"messaging error ({Url.parse(args.url)}): {redact(str(exc))}", file=err)
+        return EXIT_MESSAGING
+    summary.finish()
+    return EXIT_OK if summary.failed == 0 else EXIT_SOME_FAILED
+
+
+def _cntr(args: argparse.Namespace) -> tuple[tuple[Any, ...], dict[str, Any]] | None:
+    if args.cntr is None:
+        return None
+    return tuple(args.cntr[0]), dict(args.cntr[1])
+
+
+def _outcome_line(outcome: Outcome, as_json: bool) -> str:
+    if as_json:
+        return json.dumps(outcome.as_dict(), default=repr)
+    if outcome.ok:
+        shown = (
+            outcome.result
+            if isinstance(outcome.result, str)
+            else json.dumps(outcome.result, default=repr)
+        )
+    elif isinstance(outcome.error, (RemoteError, RequestRejectedError)):
+        shown = _describe(outcome.error)
+    else:
+        shown = f"{type(outcome.error).__name__}: {outcome.error}" if outcome.error else ""
+    return f"{outcome.agent} {outcome.status} {' '.join(shown.splitlines())}".rstrip()
+
+
+class Summary:
+    """A live count of a fan-out on a terminal: done, failed, pending (nothing elsewhere)."""
+
+    def __init__(self, stream: TextIO, total: int, tty: bool | None = None) -> None:
+        self.stream = stream
+        self.total = total
+        self.done = 0
+        self.failed = 0
+        self.tty = stream.isatty() if tty is None else tty
+        self._drawn = False
+
+    def add(self, outcome: Outcome) -> None:
+        self.done += 1
+        self.failed += 0 if outcome.ok else 1
+        if self.tty:
+            pending = self.total - self.done
+            self.stream.write(
+                f"\r\x1b[Kdone {self.done}/{self.total}, failed {self.failed}, pending {pending}"
+            )
+            self.stream.flush()
+            self._drawn = True
+
+    def clear(self) -> None:
+        """Take the count off the line, so that an outcome printed next is not mixed in."""
+        if self._drawn:
+            self.stream.write("\r\x1b[K")
+            self._drawn = False
+
+    def finish(self) -> None:
+        """Leave the final count on its own line (on a terminal)."""
+        if self._drawn:
+            self.stream.write("\n")
+            self.stream.flush()
+            self._drawn = False
+        elif not self.tty:
+            print(
+                f"{self.done} agents: {self.done - self.failed} succeeded, {self.failed} not",
+                file=self.stream,
+            )
+
+
+def _options(
+    args: argparse.Namespace, password: str | None, progress: Progress | None
+) -> dict[str, Any]:
     """The RMI options for the call; a trigger, so the serial number is known before sending."""
     options: dict[str, Any] = {
         "trigger": 1,

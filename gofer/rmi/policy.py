@@ -83,7 +83,8 @@ class Call:
             return Trigger(self.sn, self._send)
         return self._send()
 
-    def _transport(self) -> Transport:
+    def transport(self) -> Transport:
+        """The shared transport for this call's broker and connection settings."""
         options = self.options
         tls = TLS(
             cacert=options.cacert,
@@ -93,7 +94,8 @@ class Call:
         )
         return transport_for(self.url, tls, options.heartbeat)
 
-    def _document(self, replyto: str | None) -> Document:
+    def document(self, replyto: str | None) -> Document:
+        """The request document, its replies to go to ``replyto``."""
         options = self.options
         pam = (options.user, options.password or "") if options.user else None
         return wire.request_document(
@@ -112,10 +114,10 @@ class Call:
         )
 
     def _send(self) -> Any:
-        transport = self._transport()
+        transport = self.transport()
         options = self.options
         if not options.synchronous:
-            document = self._document(options.reply)
+            document = self.document(options.reply)
             body = auth.sign(options.authenticator, document)
             transport.send(self.address, body, options.effective_ttl())
             return self.sn
@@ -124,7 +126,7 @@ class Call:
         replyto = transport.reply_address(options.exchange, limit=options.wait)
         waiter = transport.expect(self.sn, progress=options.progress is not None)
         try:
-            body = auth.sign(options.authenticator, self._document(replyto))
+            body = auth.sign(options.authenticator, self.document(replyto))
             limit = deadline - time.monotonic()
             transport.send(self.address, body, options.effective_ttl(), limit=limit)
             return self._wait(waiter.get, deadline)
@@ -147,15 +149,16 @@ class Call:
             except Exception as exc:  # noqa: BLE001 - a bad reply must not end the wait
                 log.warning("reply to %s refused: %s", self.sn, exc)
                 continue
-            outcome = self._on_reply(reply)
-            if outcome is not _PENDING:
+            outcome = self.on_reply(reply)
+            if outcome is not PENDING:
                 return outcome
 
-    def _on_reply(self, reply: Document) -> Any:
+    def on_reply(self, reply: Document) -> Any:
+        """What a checked reply means: the result, ``PENDING``, or the call's error (raised)."""
         status = reply.get("status")
         if status == wire.PROGRESS:
             self._progress(reply)
-            return _PENDING
+            return PENDING
         if status == wire.REJECTED:
             raise RequestRejectedError(
                 self.sn,
@@ -164,11 +167,11 @@ class Call:
                 reply.get("details"),
             )
         if status in wire.STATUSES:
-            return _PENDING  # accepted, started
+            return PENDING  # accepted, started
         result = reply.get("result")
         if not isinstance(result, dict):
             log.warning("reply to %s without status or result ignored", self.sn)
-            return _PENDING
+            return PENDING
         if "retval" in result:
             return result["retval"]
         raise exceptions.rebuild(result)
@@ -190,7 +193,8 @@ class Call:
             log.exception("progress callback of %s failed", self.sn)
 
 
-_PENDING = object()
+#: What :meth:`Call.on_reply` returns for a reply that does not end the call.
+PENDING = object()
 
 # RequestTimeout: the existing gofer's name, imported from here by its callers.
 __all__ = ["Call", "RequestTimeout", "RmiError", "Trigger"]

@@ -124,14 +124,24 @@ class Transport:
         for exchange in self._bound:
             self.connection.bind(name, exchange, name)
 
-    def expect(self, sn: str, *, progress: bool = False) -> queues.SimpleQueue[Reply]:
+    def expect(
+        self,
+        sn: str,
+        *,
+        progress: bool = False,
+        into: queues.SimpleQueue[Reply] | None = None,
+    ) -> queues.SimpleQueue[Reply]:
         """Register interest in replies to ``sn``; each arrives as (body, unchecked document).
 
         Only replies that can change the call's course are passed on: final
         ones, ``rejected``, and ``progress`` when asked for. ``accepted`` and
         ``started`` never are, so the caller is not woken for them.
+
+        Args:
+            into: the queue to put them in (one for many calls: their
+                documents tell them apart by ``sn``); a new one by default.
         """
-        waiter: queues.SimpleQueue[Reply] = queues.SimpleQueue()
+        waiter: queues.SimpleQueue[Reply] = queues.SimpleQueue() if into is None else into
         with self._lock:
             self._waiters[sn] = (waiter, progress)
         return waiter

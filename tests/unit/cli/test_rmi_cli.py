@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 from collections.abc import Callable
-from typing import Any
+from pathlib import Path
+from typing import Any, ClassVar
 
 import pytest
 
@@ -501,3 +503,99 @@ def test_the_help_documents_the_exit_codes(gofer: Callable[..., Run]) -> None:
     assert run.status == 0
     for code in ("0", "1", "2", "3", "4", "5"):
         assert f"\n  {code}    " in run.out
+
+
+# -- several agents -------------------------------------------------------------------
+
+
+class FakeFleet:
+    """Stands for gofer.proxy.Fleet: records how it was made, gives set outcomes."""
+
+    made: ClassVar[list[FakeFleet]] = []
+
+    def __init__(self, url: str, agents: list[str], **options: Any) -> None:
+        self.url, self.agents, self.options = url, agents, options
+        FakeFleet.made.append(self)
+
+    def call(self, classname: str, method: str, *args: Any, cntr: Any = None, **kws: Any) -> Any:
+        self.target = (classname, method, args, kws, cntr)
+        outcomes = {
+            "web1": rmi.Outcome("web1", "succeeded", result={"installed": "zsh"}, sn="1"),
+            "web2": rmi.Outcome("web2", "timeout", error=TimeoutError("no answer"), sn="2"),
+        }
+        return [outcomes.get(a, rmi.Outcome(a, "succeeded", result="ok")) for a in self.agents]
+
+
+@pytest.fixture
+def fleet(monkeypatch: pytest.MonkeyPatch) -> type[FakeFleet]:
+    FakeFleet.made = []
+    monkeypatch.setattr(rmi, "Fleet", FakeFleet)
+    return FakeFleet
+
+
+def test_several_agents_are_called_together(
+    gofer: Callable[..., Run], fleet: type[FakeFleet], tmp_path: Path
+) -> None:
+    listed = tmp_path / "agents.txt"
+    listed.write_text("# the web tier\nweb2\n\nweb3  # new\nweb1\n")
+
+    run = gofer(
+        "rmi", "-a", "web1", "--agents-file", str(listed), "--batch", "2",
+        "-t", "Package.install", "zsh",
+    )  # fmt: skip
+
+    made = fleet.made[0]
+    assert made.agents == ["web1", "web2", "web3"]  # each once, in order
+    assert made.options["batch"] == 2
+    assert made.target == ("Package", "install", ("zsh",), {}, None)
+    assert run.out.splitlines() == [
+        'web1 succeeded {"installed": "zsh"}',
+        "web2 timeout TimeoutError: no answer",
+        "web3 succeeded ok",
+    ]
+    assert run.status == rmi.EXIT_SOME_FAILED
+    assert "3 agents: 2 succeeded, 1 not" in run.err
+
+
+def test_json_gives_a_line_per_agent(gofer: Callable[..., Run], fleet: type[FakeFleet]) -> None:
+    run = gofer("rmi", "-a", "web1", "-a", "web3", "--json", "-t", "Package.install", "zsh")
+
+    lines = [json.loads(line) for line in run.out.splitlines()]
+    assert [(o["agent"], o["status"]) for o in lines] == [
+        ("web1", "succeeded"),
+        ("web3", "succeeded"),
+    ]
+    assert lines[0]["result"] == {"installed": "zsh"}
+    assert run.status == rmi.EXIT_OK
+
+
+def test_json_for_a_single_call(gofer: Callable[..., Run], agent: FakeAgent) -> None:
+    run = gofer("rmi", "-a", "demo", "--json", "-t", "Dog.bark", "hi")
+    line = json.loads(run.out)
+    assert (line["agent"], line["status"], line["result"]) == ("demo", "succeeded", "woof")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["-t", "Dog.bark"], "no agent"),
+        (["-a", "a", "-a", "b", "-w", "0", "-t", "Dog.bark"], "no -r, no -w 0"),
+        (["-a", "a", "--batch", "0", "-t", "Dog.bark"], "at least 1"),
+        (["--agents-file", "/nonexistent/agents", "-t", "Dog.bark"], "cannot read"),
+    ],
+)
+def test_bad_fan_out_arguments_are_usage_errors(
+    gofer: Callable[..., Run], fleet: type[FakeFleet], argv: list[str], message: str
+) -> None:
+    run = gofer("rmi", *argv)
+    assert run.status == rmi.EXIT_USAGE
+    assert message in run.err
+
+
+def test_the_live_summary_is_rewritten_in_place_on_a_terminal() -> None:
+    stream = io.StringIO()
+    summary = rmi.Summary(stream, 3, tty=True)
+    summary.add(rmi.Outcome("a", "succeeded"))
+    summary.add(rmi.Outcome("b", "rejected"))
+    summary.finish()
+    assert stream.getvalue().endswith("\r\x1b[Kdone 2/3, failed 1, pending 1\n")
