@@ -158,6 +158,20 @@ class MainConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class MetricsConfig:
+    """``[metrics]``: goferd's figures for Prometheus (see :mod:`gofer.agent.metrics`).
+
+    Attributes:
+        textfile: where to write them (for node_exporter's textfile
+            collector); None writes nothing.
+        interval: seconds between writes.
+    """
+
+    textfile: Path | None = None
+    interval: float = 15.0
+
+
+@dataclasses.dataclass(frozen=True)
 class AgentConfig:
     """The agent's configuration: ``agent.conf`` with ``conf.d/*.conf`` merged over it.
 
@@ -173,6 +187,7 @@ class AgentConfig:
     management: ManagementConfig = dataclasses.field(default_factory=ManagementConfig)
     logging: LoggingConfig = dataclasses.field(default_factory=LoggingConfig)
     pam: PamConfig = dataclasses.field(default_factory=PamConfig)
+    metrics: MetricsConfig = dataclasses.field(default_factory=MetricsConfig)
     files: tuple[Path, ...] = ()
 
 
@@ -700,6 +715,7 @@ _AGENT_KEYS: Mapping[str, frozenset[str]] = {
     "main": frozenset({"monitor", "drain_timeout", "action_splay"}),
     "management": frozenset({"enabled", "host", "port", "socket"}),
     "pam": frozenset({"service"}),
+    "metrics": frozenset({"textfile", "interval"}),
 }
 
 
@@ -726,6 +742,7 @@ def load_agent_config(paths: Paths) -> AgentConfig:
         management=_management_config(_known(sections, "management"), paths),
         logging=_logging_config(sections.get("logging") or _empty("logging")),
         pam=PamConfig(service=_text(_known(sections, "pam"), "service") or DEFAULT_SERVICE),
+        metrics=_metrics_config(_known(sections, "metrics"), paths),
         files=tuple(Path(path) for path, _ in documents),
     )
 
@@ -772,6 +789,19 @@ def _warn_unknown_sections(sections: Mapping[str, _Section]) -> None:
     for name, section in sections.items():
         if name not in _AGENT_KEYS and name != "logging":
             log.warning("%s: unknown section [%s] ignored", section.path, name)
+
+
+def _metrics_config(section: _Section, paths: Paths) -> MetricsConfig:
+    textfile = _text(section, "textfile")
+    if textfile is not None and not Path(textfile).is_absolute():
+        raise section.error("textfile", f"expected an absolute path, got {textfile!r}")
+    interval = _seconds(section, "interval", MetricsConfig.interval)
+    if interval < 1:
+        raise section.error("interval", f"expected at least 1 second, got {interval:g}")
+    return MetricsConfig(
+        textfile=paths.root / Path(textfile).relative_to("/") if textfile else None,
+        interval=interval,
+    )
 
 
 def _main_config(section: _Section) -> MainConfig:

@@ -29,6 +29,7 @@ from gofer.agent.config import (
 from gofer.agent.criteria import compile as compile_criteria
 from gofer.agent.journal import Entry, Journal
 from gofer.agent.management import ManagementError, ManagementServer
+from gofer.agent.metrics import Family, Metrics, process_families, render
 from gofer.agent.monitor import Changes, DescriptorWatch
 from gofer.agent.paths import Paths
 from gofer.agent.plugin import Plugin, PluginContainer, PluginError
@@ -46,6 +47,10 @@ from gofer.rmi.serve import Refused, Replier, receive
 from gofer.rmi.wire import Request, RequestRejected
 
 log = logging.getLogger(__name__)
+
+#: Seconds a plugin's consumer may go without a turn, its broker up, before
+#: goferd counts as wedged (longer than the consumer's longest pause, 30 s).
+STUCK_AFTER = 120.0
 
 #: How often journaled requests of plugins that serve no queue are looked at.
 ORPHAN_CHECK_INTERVAL = timedelta(seconds=30)
@@ -67,6 +72,7 @@ class Goferd:
         self.container = PluginContainer(paths.plugin_dirs)
         self.container.attachment = self
         self.scheduler = Scheduler(splay=config.main.action_splay)
+        self.metrics = Metrics()
         self.journal: Journal | None = None
         self.runners: dict[str, PluginRunner] = {}
         self.connections: dict[tuple[Broker, Backoff], Connection] = {}
@@ -80,6 +86,8 @@ class Goferd:
         # failed to load from one removed for good.
         self._descriptors: dict[str, Descriptor] = {}
         self._unreadable_descriptors = False
+        #: What failed to load, and why: a plugin by name, a descriptor by path.
+        self.failed: dict[str, str] = {}
         # The last replier of each plugin that had a runner: answers its
         # orphaned requests once it is gone.
         self._repliers: dict[str, Replier] = {}
@@ -149,6 +157,70 @@ class Goferd:
             self.journal.close()
         log.info("goferd stopped")
 
+    def health(self) -> tuple[bool, str]:
+        """Whether goferd is going (not wedged), and a line saying what it is doing.
+
+        Not going: a plugin's consumer thread ended or stopped turning while
+        its broker is up, or the journal failed. A broker that is down is
+        not a fault of goferd's (it reconnects): the line says since when.
+        """
+        with self._lock:
+            runners = list(self.runners.values())
+        problems = [why for why in (r.stuck(STUCK_AFTER) for r in runners) if why]
+        if self.journal is not None and self.journal.failed:
+            problems.append("the journal cannot write")
+        running = sum(len(r.running()) for r in runners)
+        parts = [f"{len(runners)} plugin{'s' if len(runners) != 1 else ''} serving"]
+        if running:
+            parts.append(f"{running} request{'s' if running != 1 else ''} running")
+        with self._lock:
+            connections = list(self.connections.values())
+        for connection in connections:
+            since = connection.down_since
+            if since is not None:
+                at = time.strftime("%H:%M:%S", time.localtime(since))
+                parts.append(f"broker {connection.broker} down since {at}")
+        parts.extend(problems)
+        return not problems, ", ".join(parts)
+
+    def metrics_text(self) -> str:
+        """goferd's figures in the Prometheus text format (see :mod:`gofer.agent.metrics`)."""
+        with self._lock:
+            runners = sorted(self.runners.values(), key=lambda r: r.name)
+        by_plugin = [(("plugin", r.name),) for r in runners]
+        families = [
+            *self.metrics.families(),
+            Family.gauge(
+                "gofer_requests_in_flight",
+                "Requests accepted and not yet ended.",
+                [(labels, len(r.running())) for labels, r in zip(by_plugin, runners)],
+            ),
+            Family.gauge(
+                "gofer_journal_requests",
+                "Requests in the journal, accepted and not yet answered.",
+                [((), len(self.journal) if self.journal is not None else 0)],
+            ),
+            Family.gauge(
+                "gofer_broker_connected",
+                "1 while the plugin's broker connection is open.",
+                [
+                    (labels, 1 if r.connection.connected_to is not None else 0)
+                    for labels, r in zip(by_plugin, runners)
+                ],
+            ),
+            Family(
+                "gofer_broker_reconnects_total",
+                "counter",
+                "Broker connections opened again after the first.",
+                [
+                    ("", labels, max(0, r.connection.generation - 1))
+                    for labels, r in zip(by_plugin, runners)
+                ],
+            ),
+            *process_families(self.metrics.started),
+        ]
+        return render(families)
+
     def reload(self) -> None:
         """Unload every plugin and load the descriptors again (SIGHUP)."""
         log.info("reloading plugins")
@@ -168,6 +240,7 @@ class Goferd:
         with self._plugins_lock:
             loaded = {Path(p.descriptor.path).resolve(): p.name for p in self.container.plugins()}
             for path in changes.removed:
+                self.failed.pop(str(path), None)
                 name = loaded.get(path.resolve())
                 self._descriptors = {
                     n: d
@@ -184,7 +257,9 @@ class Goferd:
                 except ConfigError as exc:
                     kept = f"; plugin {name} keeps running as it was" if name else ""
                     log.error("plugin descriptor not loaded: %s%s", exc, kept)
+                    self.failed[str(path)] = f"{exc}{kept}"
                     continue
+                self.failed.pop(str(path), None)
                 if name is not None:
                     log.info("descriptor %s changed: reloading plugin %s", path, name)
                     self._unload(name, detach=False)
@@ -201,8 +276,10 @@ class Goferd:
     def _load_all(self) -> None:
         """Load every enabled plugin of the descriptor directory and start serving them."""
         descriptors, errors = load_descriptors(self.paths)
+        self.failed = {}
         for error in errors:
             log.error("plugin descriptor skipped: %s", error)
+            self.failed[str(getattr(error, "path", None) or error)] = str(error)
         self._descriptors = {d.main.name: d for d in descriptors}
         self._unreadable_descriptors = bool(errors)
         for descriptor in descriptors:
@@ -219,9 +296,11 @@ class Goferd:
             plugin = self.container.load(descriptor)
         except PluginError as exc:
             log.error("%s", exc)
+            self.failed[descriptor.main.name] = str(exc)
             return None
         finally:
             self._loading.discard(descriptor.main.name)
+        self.failed.pop(descriptor.main.name, None)
         for action in plugin.catalog.actions:
             self.scheduler.add(action.name, action.run, action.interval)
         return plugin
@@ -337,6 +416,7 @@ class Goferd:
             queue_type=descriptor.model.queue_type,
             authenticator=plugin.authenticator or _authenticator(descriptor),
             on_fatal=self._fatal,
+            metrics=self.metrics,
         )
 
     def _connection(self, broker: Broker, reconnect: Backoff) -> Connection:
@@ -691,7 +771,8 @@ class Goferd:
                 {"name": action.name, "interval": action.interval.total_seconds()}
                 for action in catalog.actions
             )
-        return {"plugins": plugins, "actions": actions}
+        failed = [{"name": name, "error": error} for name, error in sorted(self.failed.items())]
+        return {"plugins": plugins, "actions": actions, "failed": failed}
 
 
 def _connected(runner: PluginRunner | None) -> str | None:

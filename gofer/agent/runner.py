@@ -33,6 +33,7 @@ from typing import Any
 
 from gofer.agent.builtin import ADMIN
 from gofer.agent.journal import MAX_BODY, Entry, Journal, JournalError
+from gofer.agent.metrics import Metrics
 from gofer.errors import (
     GoferError,
     NotFoundError,
@@ -95,6 +96,7 @@ class PluginRunner:
         queue_type: QueueType = "classic",
         authenticator: Authenticator | None = None,
         on_fatal: Callable[[str], None] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.name = name
         self.address = Address.parse(queue)
@@ -107,6 +109,7 @@ class PluginRunner:
         self.expiration = expiration
         self.queue_type: QueueType = queue_type
         self.authenticator = authenticator
+        self.metrics = metrics or Metrics()
         self.replier = Replier(connection.send, authenticator)
         self.backlog = max(BACKLOG_MIN, self.threads)
         #: Requests held at most: running, or accepted and waiting for a worker.
@@ -127,6 +130,8 @@ class PluginRunner:
         self._reader: Reader | None = None
         self._delay = REPAIR_DELAYS[0]
         self._last_check = 0.0
+        #: When (monotonic) the consumer thread last began a turn.
+        self.last_turn = time.monotonic()
 
     @property
     def queue(self) -> str:
@@ -219,6 +224,7 @@ class PluginRunner:
         self._delay = REPAIR_DELAYS[0]
         self._last_check = time.monotonic()
         while not self._stopping.is_set():
+            self.last_turn = time.monotonic()
             try:
                 self._turn()
             except JournalError as exc:
@@ -401,6 +407,7 @@ class PluginRunner:
         self.submit(request, received, slot_taken=True, started=started)
 
     def _receive(self, delivery: Delivery) -> Request | None:
+        self.metrics.received(self.name)
         try:
             return receive(delivery.body, self.authenticator, self.address)
         except Refused as refused:
@@ -414,6 +421,7 @@ class PluginRunner:
                 refused,
                 "" if refused.authentic else f" ({refused.rejected.details})",
             )
+            self.metrics.finished(self.name, "unknown", "rejected", None)
             self.replier.refused(refused)
             return None
 
@@ -496,26 +504,33 @@ class PluginRunner:
             return
         rejected = self._not_runnable(request, received)
         kept = self.journal.result(request.sn) if replayed else None
+        method = f"{request.classname}.{request.method}"
         if kept is not None:
             log.info("request %s: sending the result kept before goferd stopped", request.sn)
             self.replier.result(request, json.loads(kept))
+            self.metrics.finished(self.name, method, "resent", None)
         elif replayed and self.journal.is_started(request.sn):
             log.warning("request %s was running when goferd stopped; not run again", request.sn)
             self.replier.result(request, _interrupted(request))
+            self.metrics.finished(self.name, method, "interrupted", None)
         elif rejected is not None:
             log.info("request %s not run: %s", request.sn, rejected.description)
             self.replier.reject(request, rejected)
+            self.metrics.finished(self.name, method, "rejected", None)
         else:
             log.debug("request %s: %s.%s() starts", request.sn, request.classname, request.method)
             if not started:
                 self.journal.start(request.sn)
-            run(
+            began = time.monotonic()
+            result = run(
                 request,
                 self.dispatcher,
                 self.replier,
                 lambda: self._cancelled(request.sn),
                 keep=self._keeper(request),
             )
+            outcome = "succeeded" if "retval" in result else "failed"
+            self.metrics.finished(self.name, method, outcome, time.monotonic() - began)
         # Need not wait: until it is durable a replay resends the kept result.
         self.journal.finish(request.sn, wait=False, scrub=carries_secrets(request))
 
@@ -543,6 +558,23 @@ class PluginRunner:
     def _cancelled(self, sn: str) -> bool:
         """True once the request is cancelled (a journal lookup: cheap)."""
         return self.journal.is_cancelled(sn)
+
+    def stuck(self, after: float) -> str | None:
+        """Why this runner's consumer is wedged, or None when it is going.
+
+        Going: its thread is alive and began a turn within ``after`` seconds,
+        or it waits for the broker, which is down (reconnecting is its work
+        then). A consumer that stopped on purpose is not stuck.
+        """
+        thread = self._consumer
+        if thread is None or self._stopping.is_set():
+            return None
+        if not thread.is_alive():
+            return f"plugin {self.name}: its consumer thread has ended"
+        idle = time.monotonic() - self.last_turn
+        if idle > after and self.connection.down_since is None:
+            return f"plugin {self.name}: its consumer has not turned for {idle:.0f}s"
+        return None
 
     def running(self) -> list[str]:
         with self._lock:

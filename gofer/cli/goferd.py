@@ -10,12 +10,13 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
 
 from gofer import __version__
-from gofer.agent import locks, logs, notify
+from gofer.agent import locks, logs, metrics, notify
 from gofer.agent.config import load_agent_config
 from gofer.agent.daemon import Goferd
 from gofer.agent.paths import Paths, UnsafeDirectoryError, make_directory, unsafe_directory
@@ -27,6 +28,9 @@ log = logging.getLogger("gofer.goferd")
 #: Exit statuses. TEMPFAIL: goferd could not go on without losing requests
 #: (its journal cannot write); systemd restarts it (Restart=on-failure).
 OK, FAILED, USAGE, TEMPFAIL, CONFIG = 0, 1, 2, 75, 78
+#: Seconds between updates of the status line systemd shows (and watchdog pings, at
+#: least twice per watchdog interval).
+STATUS_INTERVAL = 10.0
 
 
 def parser() -> argparse.ArgumentParser:
@@ -115,8 +119,21 @@ def _serve(paths: Paths, config: object) -> int:
     agent.start()
     log.info("goferd %s running (pid %d, root %s)", __version__, os.getpid(), paths.root)
     notify.notify("READY=1")
+    watchdog = notify.watchdog_interval()
+    tick = min(STATUS_INTERVAL, watchdog / 2) if watchdog else STATUS_INTERVAL
+    figures = agent.config.metrics
+    if figures.textfile is not None:
+        tick = min(tick, figures.interval)
+        _write_metrics(agent, figures.textfile)
+    shown = ""
+    written = time.monotonic()
     while True:
-        stop.wait()
+        if not stop.wait(tick):
+            shown = _tell_systemd(agent, shown, watchdog is not None)
+            if figures.textfile is not None and time.monotonic() - written >= figures.interval:
+                _write_metrics(agent, figures.textfile)
+                written = time.monotonic()
+            continue
         if reload.is_set():
             reload.clear()
             stop.clear()
@@ -132,6 +149,29 @@ def _serve(paths: Paths, config: object) -> int:
     notify.notify("STOPPING=1")
     agent.shutdown()
     return TEMPFAIL if fatal else OK
+
+
+def _write_metrics(agent: Goferd, path: Path) -> None:
+    try:
+        metrics.write_textfile(path, agent.metrics_text())
+    except OSError as exc:
+        log.warning("cannot write the metrics to %s: %s", path, exc)
+
+
+def _tell_systemd(agent: Goferd, shown: str, watchdog: bool) -> str:
+    """Ping the watchdog while goferd is going, and say what it does when that changed.
+
+    Returns:
+        The status line now shown.
+    """
+    alive, status = agent.health()
+    if watchdog and alive:
+        notify.notify(notify.WATCHDOG)
+    elif watchdog:
+        log.error("not pinging the systemd watchdog: %s", status)
+    if status != shown:
+        notify.notify(notify.status(status))
+    return status
 
 
 @contextlib.contextmanager

@@ -201,6 +201,11 @@ def render_status(status: Mapping[str, Any]) -> str:
     lines.append("Actions:")
     for action in status.get("actions") or []:
         lines.append(f"  <action> {action.get('name')} (every {_interval(action.get('interval'))})")
+    failed = status.get("failed") or []
+    if failed:
+        lines.append("")
+        lines.append("Failed to load:")
+        lines.extend(f"  {item.get('name')}: {item.get('error')}" for item in failed)
     return "\n".join(lines)
 
 

@@ -98,6 +98,7 @@ class Connection:
         self._attempts = 0  # attempts ever made, to tell waiters one failed
         self._not_before = 0.0  # no attempt before this (monotonic)
         self._error: BaseException | None = None  # the last attempt's error
+        self._down_since: float | None = None  # wall clock: lost, or first failed, at
         self._warn = Throttled(log)
 
     @property
@@ -111,6 +112,14 @@ class Connection:
         with self._changed:
             current = self._current
             return self._at if current is not None and current.is_open else None
+
+    @property
+    def down_since(self) -> float | None:
+        """When (``time.time()``) the broker was lost or first failed to answer; None if up.
+
+        None too before the first attempt, and once a connection opens again.
+        """
+        return self._down_since
 
     def open(self) -> None:
         """Connect now (with retries) rather than on first use."""
@@ -199,6 +208,7 @@ class Connection:
                 self._attempts += 1
                 self._error = exc
                 if isinstance(exc, self.adapter.recoverable):
+                    self._down_since = self._down_since or time.time()
                     bound = self.reconnect.bound(self._failures)
                     delay = self.reconnect.delay(self._failures)
                     self._failures += 1
@@ -216,6 +226,7 @@ class Connection:
             self._attempts += 1
             self._error = None
             self._failures = 0
+            self._down_since = None
             self._current, self._at = connection, broker
             self._generation += 1
             if self._generation > 1:
@@ -239,6 +250,7 @@ class Connection:
     def _drop_locked(self) -> None:
         """Forget the current connection (lock held); the next attempt comes after a jitter."""
         self._current = None
+        self._down_since = self._down_since or time.time()
         self._not_before = time.monotonic() + self.reconnect.delay(0)
         self._advance()
         self._changed.notify_all()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -22,6 +23,17 @@ from tests.conftest import mark_broker_tests
 REPO = Path(__file__).resolve().parents[2]
 PLUGINS = Path(__file__).resolve().parent / "plugins"
 GOFERD = [sys.executable, "-m", "gofer.cli.goferd"]
+
+
+def write_agent_conf(path: Path) -> None:
+    """The shipped agent.conf, with actions run as soon as plugins load (no splay).
+
+    Tests time actions from a plugin's load.
+    """
+    text = (REPO / "etc/gofer/agent.conf").read_text()
+    shipped = re.search(r"^action_splay=.*$", text, re.MULTILINE)
+    assert shipped is not None, "agent.conf no longer sets action_splay"
+    path.write_text(text.replace(shipped.group(0), "action_splay=0"))
 
 
 class Goferd:
@@ -45,7 +57,7 @@ class Goferd:
         modules = self.root / "usr/lib/gofer/plugins"
         modules.mkdir(parents=True)
         self.marks.mkdir()
-        shutil.copy(REPO / "etc/gofer/agent.conf", etc / "agent.conf")
+        write_agent_conf(etc / "agent.conf")
         for name in ("farm", "barn"):
             shutil.copy(PLUGINS / f"{name}.py", modules / f"{name}.py")
         main = {"enabled": 1, "threads": 2, "forward": "barn", **farm.pop("main", {})}

@@ -16,7 +16,7 @@ from gofer.messaging.connection import Connection
 from gofer.messaging.retry import Backoff
 from gofer.proxy import Fleet
 from gofer.rmi.fanout import CANCELLED, FAILED, NO_QUEUE, SUCCEEDED, TIMEOUT
-from tests.e2e.conftest import REPO, Goferd
+from tests.e2e.conftest import REPO, Goferd, write_agent_conf
 
 LIVE = 45
 
@@ -30,9 +30,7 @@ class FleetGoferd(Goferd):
         modules = self.root / "usr/lib/gofer/plugins"
         modules.mkdir(parents=True)
         self.marks.mkdir()
-        (etc / "agent.conf").write_text(
-            (REPO / "etc/gofer/agent.conf").read_text().replace("action_splay=30", "action_splay=0")
-        )
+        write_agent_conf(etc / "agent.conf")
         self.queues = [f"{self.queue}-{n}" for n in range(LIVE)]
         for n, queue in enumerate(self.queues):
             shutil.copy(REPO / "plugins/demo.py", modules / f"demo{n}.py")

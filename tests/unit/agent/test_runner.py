@@ -87,6 +87,7 @@ class ScriptedConnection:
         self.failures: list[Exception] = []
         self.readers: list[ScriptedReader] = []
         self.sent: queue.Queue[Document] = queue.Queue()
+        self.down_since: float | None = None
 
     def reader(self, name: str, prefetch: int) -> ScriptedReader:
         reader = ScriptedReader(self)
@@ -304,3 +305,36 @@ def test_a_finished_request_leaves_its_secret_and_pam_password_out_of_the_journa
         assert time.monotonic() < deadline, "the password stayed in the journal"
         time.sleep(0.05)
     assert b"shared-secret-0001" not in log_file.read_bytes()
+
+
+def test_a_consumer_that_stopped_turning_while_its_broker_is_up_is_stuck(
+    make_runner: Callable[..., tuple[PluginRunner, ScriptedConnection]],
+) -> None:
+    runner, connection = make_runner()
+    assert runner.stuck(after=60) is None  # turning
+
+    runner.last_turn -= 120  # as if its thread hung for two minutes
+    assert "has not turned for" in str(runner.stuck(after=60))
+
+    connection.down_since = time.time()  # but waiting for a broker that is down is its work
+    assert runner.stuck(after=60) is None
+
+
+def test_requests_are_counted_by_outcome(
+    make_runner: Callable[..., tuple[PluginRunner, ScriptedConnection]],
+) -> None:
+    runner, connection = make_runner()
+    ok = call(connection, "Slow", "echo", "x")
+    missing = call(connection, "Slow", "nothing")
+    connection.reply(ok)
+    connection.reply(missing)
+
+    def counted() -> dict[Any, float]:
+        families = {f.name: f for f in runner.metrics.families()}
+        return {labels: value for _, labels, value in families["gofer_requests_total"].samples}
+
+    deadline = time.monotonic() + 5  # counted just after the reply goes
+    while len(counted()) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert counted()[(("plugin", "slow"), ("method", "Slow.echo"), ("outcome", "succeeded"))] == 1
+    assert counted()[(("plugin", "slow"), ("method", "Slow.nothing"), ("outcome", "failed"))] == 1
