@@ -120,7 +120,7 @@ class Goferd:
         self._load_all()
         self._replay(left)
         self._started = True
-        self.scheduler.add(ORPHAN_CHECK, self._sweep, ORPHAN_CHECK_INTERVAL)
+        self.scheduler.add(ORPHAN_CHECK, self._sweep, ORPHAN_CHECK_INTERVAL, splay=False)
         self.scheduler.start()
         self._start_management()
         if self.config.main.monitor:

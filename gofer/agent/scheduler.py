@@ -91,7 +91,9 @@ class Scheduler:
         self._thread: threading.Thread | None = None
         self._stopping = False
 
-    def add(self, name: str, run: Callable[[], object], interval: timedelta) -> None:
+    def add(
+        self, name: str, run: Callable[[], object], interval: timedelta, *, splay: bool = True
+    ) -> None:
         """Schedule ``run`` every ``interval``, first as soon as the scheduler runs.
 
         Args:
@@ -99,6 +101,8 @@ class Scheduler:
                 so that ``remove_prefix("<plugin>.")`` finds them all.
             run: called with no arguments; what it returns is ignored.
             interval: between the starts of two runs; more than zero.
+            splay: False runs it at once even when the scheduler has a splay
+                (goferd's own housekeeping, which no fleet does in step).
 
         Raises:
             ValueError: the name is taken or the interval is not positive.
@@ -109,7 +113,8 @@ class Scheduler:
         with self._changed:
             if name in self._actions:
                 raise ValueError(f"an action named {name!r} is already scheduled")
-            first = random.uniform(0, min(self.splay, seconds)) if self.splay > 0 else 0.0  # noqa: S311
+            spread = min(self.splay, seconds) if splay else 0.0
+            first = random.uniform(0, spread) if spread > 0 else 0.0  # noqa: S311
             self._actions[name] = _Action(name, run, seconds, due=self._clock() + first)
             self._changed.notify_all()
         log.debug("scheduled action %s every %s", name, interval)

@@ -217,3 +217,18 @@ def test_a_splay_longer_than_the_interval_is_cut_to_it() -> None:
 
     assert action.starts
     assert action.starts[0] - started < 0.3
+
+
+def test_housekeeping_added_without_splay_runs_at_once() -> None:
+    scheduler = Scheduler(splay=3600)
+    action = Recorder()
+    scheduler.add("goferd.sweep", action, timedelta(hours=1), splay=False)
+    started = time.monotonic()
+    try:
+        scheduler.start()
+        time.sleep(0.3)
+    finally:
+        scheduler.stop(timeout=1)
+
+    assert action.starts
+    assert action.starts[0] - started < 0.2
