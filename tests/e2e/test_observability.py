@@ -75,9 +75,9 @@ def test_metrics_are_written_for_the_textfile_collector(make_goferd: Any) -> Non
     conf.write_text(text.replace("interval=15", "interval=1"))
     goferd.start()
     agent = Agent(goferd.url, goferd.queue, wait=30)
-    assert agent.Dog().bark("hi")
+    assert agent.Cow().moo()
     with pytest.raises(Exception):  # noqa: B017, PT011 - any remote failure will do
-        agent.Dog().no_such_method()
+        agent.Cow().no_such_method()
 
     deadline = time.monotonic() + 10
     samples: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
@@ -92,7 +92,7 @@ def test_metrics_are_written_for_the_textfile_collector(make_goferd: Any) -> Non
             if samples.get(
                 (
                     "gofer_requests_total",
-                    (("method", "Dog.no_such_method"), ("outcome", "failed"), ("plugin", "farm")),
+                    (("method", "Cow.no_such_method"), ("outcome", "failed"), ("plugin", "farm")),
                 )
             ):
                 break
@@ -100,7 +100,7 @@ def test_metrics_are_written_for_the_textfile_collector(make_goferd: Any) -> Non
 
     done = (
         "gofer_requests_total",
-        (("method", "Dog.bark"), ("outcome", "succeeded"), ("plugin", "farm")),
+        (("method", "Cow.moo"), ("outcome", "succeeded"), ("plugin", "farm")),
     )
     assert samples.get(done) == 1, sorted(samples)[:20]
     assert samples[("gofer_broker_connected", (("plugin", "farm"),))] == 1
