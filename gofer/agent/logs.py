@@ -22,6 +22,7 @@ A target whose socket is missing falls back to stderr, with a warning.
 
 from __future__ import annotations
 
+import json
 import logging
 import logging.handlers
 import os
@@ -30,6 +31,7 @@ import socket
 import stat
 import struct
 import sys
+import time
 from collections.abc import Iterable, Mapping
 
 from gofer.errors import ConfigError
@@ -39,7 +41,7 @@ log = logging.getLogger(__name__)
 JOURNAL_SOCKET = "/run/systemd/journal/socket"
 SYSLOG_SOCKET = "/dev/log"
 IDENTIFIER = "goferd"
-TARGETS = ("auto", "journald", "syslog", "stderr")
+TARGETS = ("auto", "journald", "syslog", "stderr", "json")
 
 #: The level names ``[logging]`` accepts, in any case (gofer 2.x's list).
 LEVELS = {
@@ -221,7 +223,7 @@ def configure(
         )
     used, handler, problem = _make_handler(target)
     handlers = [handler]
-    if foreground_stderr and used != "stderr" and _stderr_is_terminal():
+    if foreground_stderr and used in ("journald", "syslog") and _stderr_is_terminal():
         handlers.append(_stderr_handler())
     _install(handlers)
     logging.getLogger().setLevel(parsed.pop("root", DEFAULT_LEVEL))
@@ -259,7 +261,38 @@ def _make_handler(target: str) -> tuple[str, logging.Handler, str | None]:
         if _is_socket(SYSLOG_SOCKET):
             return "syslog", _syslog_handler(), None
         return "stderr", _stderr_handler(), f"no syslog socket at {SYSLOG_SOCKET}"
+    if target == "json":
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(JsonFormatter())
+        return "json", handler, None
     return "stderr", _stderr_handler(), None
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: ``time`` (UTC, ISO 8601), ``level``, ``logger``,
+    ``thread``, ``pid``, ``message``, and ``exception`` when there is one.
+
+    For log collectors that read JSON lines (containers, Loki, Elasticsearch).
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        stamp = self.formatTime(record, "%Y-%m-%dT%H:%M:%S")
+        entry: dict[str, object] = {
+            "time": f"{stamp}.{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "thread": record.threadName,
+            "pid": record.process,
+            "message": record.getMessage(),
+        }
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            entry["exception"] = record.exc_text
+        return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+JsonFormatter.converter = staticmethod(time.gmtime)
 
 
 def _journal_handler() -> logging.Handler:

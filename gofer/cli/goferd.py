@@ -62,8 +62,9 @@ def parser() -> argparse.ArgumentParser:
         "--log",
         dest="log_target",
         default="auto",
-        choices=("auto", "journald", "syslog", "stderr"),
-        help="where log lines go (auto: the journal under systemd, else stderr)",
+        choices=("auto", "journald", "syslog", "stderr", "json"),
+        help="where log lines go (auto: the journal under systemd, else stderr; "
+        "json: JSON objects, one per line, on stderr)",
     )
     cli.add_argument("--version", action="version", version=f"goferd {__version__}")
     return cli

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
 import struct
@@ -282,3 +283,26 @@ def test_journal_gone_writes_to_stderr(
     Path(logs.JOURNAL_SOCKET).unlink()
     logging.getLogger("gofer.test").error("still here")
     assert "goferd: [MainThread] gofer.test: still here" in capsys.readouterr().err
+
+
+def test_json_lines_carry_the_record_and_mask_passwords(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    used = logs.configure({}, target="json")
+    try:
+        logger = logging.getLogger("gofer.test.json")
+        logger.warning("broker amqp://u:%s@h refused", "s3cret")
+        try:
+            raise ValueError("bad")
+        except ValueError:
+            logger.exception("it failed")
+    finally:
+        logs.configure({}, target="stderr")
+
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    assert used == "json"
+    assert lines[0]["level"] == "WARNING"
+    assert lines[0]["logger"] == "gofer.test.json"
+    assert "s3cret" not in lines[0]["message"]
+    assert lines[0]["time"].endswith("Z")
+    assert "ValueError: bad" in lines[1]["exception"]
