@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import subprocess
+import sys
 import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +24,7 @@ from gofer.rmi.fanout import CANCELLED, FAILED, NO_QUEUE, SUCCEEDED, TIMEOUT
 from tests.e2e.conftest import REPO, Goferd, write_agent_conf
 
 LIVE = 45
+GOFER = [sys.executable, str(REPO / "bin/gofer")]
 
 
 class FleetGoferd(Goferd):
@@ -170,3 +176,34 @@ def test_fleet_options_are_checked() -> None:
         Fleet("amqp://localhost", ["a"], reply="somewhere")
     with pytest.raises(ValueError, match="at least 1"):
         Fleet("amqp://localhost", ["a"], concurrency=0)
+
+
+def test_gofer_rmi_calls_many_agents(
+    url: str, fleet_goferd: FleetGoferd, dead_queues: list[str], tmp_path: Path
+) -> None:
+    listed = tmp_path / "agents.txt"
+    listed.write_text("\n".join(["# offline ones", *dead_queues[:2], ""]))
+    began = time.monotonic()
+    done = subprocess.run(
+        [
+            *GOFER, "rmi", "-u", url, "-a", fleet_goferd.queues[0], "-a", fleet_goferd.queues[1],
+            "--agents-file", str(listed), "-w", "4", "--json", "-t", "Demo.echo", "hello",
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        timeout=60,
+        check=False,
+    )  # fmt: skip
+
+    assert time.monotonic() - began < 15
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    assert {(o["agent"], o["status"]) for o in lines} == {
+        (fleet_goferd.queues[0], "succeeded"),
+        (fleet_goferd.queues[1], "succeeded"),
+        (dead_queues[0], "timeout"),
+        (dead_queues[1], "timeout"),
+    }
+    assert all(o["result"] == "hello" for o in lines if o["status"] == "succeeded")
+    assert done.returncode == 6, done.stderr  # not every agent succeeded
+    assert "4 agents: 2 succeeded, 2 not" in done.stderr
