@@ -165,10 +165,13 @@ class MetricsConfig:
         textfile: where to write them (for node_exporter's textfile
             collector); None writes nothing.
         interval: seconds between writes.
+        listen: ``(host, port)`` to serve them at ``/metrics`` over HTTP
+            (for a Prometheus that scrapes goferd itself); None serves nothing.
     """
 
     textfile: Path | None = None
     interval: float = 15.0
+    listen: tuple[str, int] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -715,7 +718,7 @@ _AGENT_KEYS: Mapping[str, frozenset[str]] = {
     "main": frozenset({"monitor", "drain_timeout", "action_splay"}),
     "management": frozenset({"enabled", "host", "port", "socket"}),
     "pam": frozenset({"service"}),
-    "metrics": frozenset({"textfile", "interval"}),
+    "metrics": frozenset({"textfile", "interval", "listen"}),
 }
 
 
@@ -798,9 +801,17 @@ def _metrics_config(section: _Section, paths: Paths) -> MetricsConfig:
     interval = _seconds(section, "interval", MetricsConfig.interval)
     if interval < 1:
         raise section.error("interval", f"expected at least 1 second, got {interval:g}")
+    listen = _text(section, "listen")
+    address: tuple[str, int] | None = None
+    if listen:
+        host, _, port = listen.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise section.error("listen", f"expected HOST:PORT, got {listen!r}")
+        address = (host.strip("[]"), int(port))
     return MetricsConfig(
         textfile=paths.root / Path(textfile).relative_to("/") if textfile else None,
         interval=interval,
+        listen=address,
     )
 
 

@@ -19,6 +19,10 @@ collector never reads half a file. Names follow Prometheus conventions
 - ``process_resident_memory_bytes``, ``process_cpu_seconds_total``,
   ``process_open_fds``, ``process_start_time_seconds``.
 
+``[metrics] listen=127.0.0.1:9464`` also serves them at ``/metrics`` over
+HTTP, for a Prometheus that scrapes goferd itself (keep it on a local or
+management address: anyone who reaches it can read the figures).
+
 Method labels are ``Class.method`` as requested; past ``MAX_SERIES``
 label sets, new ones are counted as ``method="other"``, so that callers
 naming random methods cannot grow the file without bound.
@@ -30,9 +34,11 @@ import contextlib
 import math
 import os
 import resource
+import socket
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 #: Upper bounds (seconds) of the duration histogram's buckets.
@@ -182,6 +188,52 @@ def write_textfile(path: Path, text: str) -> None:
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
+
+
+class Server:
+    """Serves ``render()`` at ``GET /metrics`` on a local address, on a thread of its own.
+
+    Args:
+        address: ``(host, port)``; port 0 picks a free one (see ``address``).
+        render: makes the text, called for each scrape.
+    """
+
+    def __init__(self, address: tuple[str, int], render: Callable[[], str]) -> None:
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                if self.path.split("?", 1)[0] != "/metrics":
+                    self.send_error(404, "only /metrics is here")
+                    return
+                body = render().encode()
+                self.send_response(200)
+                self.send_header("Content-Type", CONTENT_TYPE)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: object) -> None:
+                return  # scrapes every 15 s are not worth a log line
+
+        class HTTPServer(ThreadingHTTPServer):
+            address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+            daemon_threads = True
+
+        self._server = HTTPServer(address, Handler)
+        self.address: tuple[str, int] = self._server.server_address[:2]  # type: ignore[assignment]
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="gofer-metrics", daemon=True
+        )
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+#: The content type of the text exposition format.
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 def _escaped(text: str) -> str:

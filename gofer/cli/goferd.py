@@ -120,20 +120,10 @@ def _serve(paths: Paths, config: object) -> int:
     agent.start()
     log.info("goferd %s running (pid %d, root %s)", __version__, os.getpid(), paths.root)
     notify.notify("READY=1")
-    watchdog = notify.watchdog_interval()
-    tick = min(STATUS_INTERVAL, watchdog / 2) if watchdog else STATUS_INTERVAL
-    figures = agent.config.metrics
-    if figures.textfile is not None:
-        tick = min(tick, figures.interval)
-        _write_metrics(agent, figures.textfile)
-    shown = ""
-    written = time.monotonic()
+    watch = _Watch(agent)
     while True:
-        if not stop.wait(tick):
-            shown = _tell_systemd(agent, shown, watchdog is not None)
-            if figures.textfile is not None and time.monotonic() - written >= figures.interval:
-                _write_metrics(agent, figures.textfile)
-                written = time.monotonic()
+        if not stop.wait(watch.tick):
+            watch.look()
             continue
         if reload.is_set():
             reload.clear()
@@ -148,31 +138,62 @@ def _serve(paths: Paths, config: object) -> int:
         notify.notify(f"STATUS=failed: {fatal[0]}")
     log.info("goferd stopping")
     notify.notify("STOPPING=1")
+    watch.stop()
     agent.shutdown()
     return TEMPFAIL if fatal else OK
 
 
-def _write_metrics(agent: Goferd, path: Path) -> None:
-    try:
-        metrics.write_textfile(path, agent.metrics_text())
-    except OSError as exc:
-        log.warning("cannot write the metrics to %s: %s", path, exc)
+class _Watch:
+    """What goferd's main loop does between signals: tell systemd, write the metrics."""
 
+    def __init__(self, agent: Goferd) -> None:
+        self.agent = agent
+        self.watchdog = notify.watchdog_interval()
+        self.figures = agent.config.metrics
+        self.tick = min(STATUS_INTERVAL, self.watchdog / 2) if self.watchdog else STATUS_INTERVAL
+        self.shown = ""
+        self.written = time.monotonic()
+        self.server: metrics.Server | None = None
+        if self.figures.listen is not None:
+            self.server = self._serve(self.figures.listen)
+        if self.figures.textfile is not None:
+            self.tick = min(self.tick, self.figures.interval)
+            self._write(self.figures.textfile)
 
-def _tell_systemd(agent: Goferd, shown: str, watchdog: bool) -> str:
-    """Ping the watchdog while goferd is going, and say what it does when that changed.
+    def look(self) -> None:
+        """Ping the watchdog while goferd is going; update the status and the metrics file."""
+        alive, status = self.agent.health()
+        if self.watchdog and alive:
+            notify.notify(notify.WATCHDOG)
+        elif self.watchdog:
+            log.error("not pinging the systemd watchdog: %s", status)
+        if status != self.shown:
+            notify.notify(notify.status(status))
+            self.shown = status
+        textfile = self.figures.textfile
+        if textfile is not None and time.monotonic() - self.written >= self.figures.interval:
+            self._write(textfile)
+            self.written = time.monotonic()
 
-    Returns:
-        The status line now shown.
-    """
-    alive, status = agent.health()
-    if watchdog and alive:
-        notify.notify(notify.WATCHDOG)
-    elif watchdog:
-        log.error("not pinging the systemd watchdog: %s", status)
-    if status != shown:
-        notify.notify(notify.status(status))
-    return status
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+
+    def _serve(self, listen: tuple[str, int]) -> metrics.Server | None:
+        try:
+            server = metrics.Server(listen, self.agent.metrics_text)
+        except OSError as exc:
+            log.error("cannot serve the metrics on %s:%d: %s", *listen, exc)
+            return None
+        server.start()
+        log.info("metrics served at http://%s:%d/metrics", *server.address)
+        return server
+
+    def _write(self, path: Path) -> None:
+        try:
+            metrics.write_textfile(path, self.agent.metrics_text())
+        except OSError as exc:
+            log.warning("cannot write the metrics to %s: %s", path, exc)
 
 
 @contextlib.contextmanager

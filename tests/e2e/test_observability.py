@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import time
+import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -72,7 +73,9 @@ def test_metrics_are_written_for_the_textfile_collector(make_goferd: Any) -> Non
     textfile.parent.mkdir()
     conf = goferd.root / "etc/gofer/agent.conf"
     text = conf.read_text().replace("#textfile=", "textfile=/metrics/gofer.prom")
-    conf.write_text(text.replace("interval=15", "interval=1"))
+    port = free_port()
+    text = text.replace("interval=15", f"interval=1\nlisten=127.0.0.1:{port}")
+    conf.write_text(text)
     goferd.start()
     agent = Agent(goferd.url, goferd.queue, wait=30)
     assert agent.Cow().moo()
@@ -109,6 +112,17 @@ def test_metrics_are_written_for_the_textfile_collector(make_goferd: Any) -> Non
     assert samples[("process_resident_memory_bytes", ())] > 1_000_000
     assert samples[("gofer_last_message_timestamp_seconds", (("plugin", "farm"),))] > 1e9
     assert not list(textfile.parent.glob(".*.tmp"))  # written whole, then renamed
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as scraped:
+        assert scraped.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        served = {f.name for f in text_string_to_metric_families(scraped.read().decode())}
+    assert {"gofer_requests", "gofer_broker_connected", "process_open_fds"} <= served
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def test_mgt_show_names_what_failed_to_load_and_where_plugins_are_connected(

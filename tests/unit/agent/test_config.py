@@ -716,3 +716,29 @@ def test_bad_cluster_settings_are_named(paths: Paths, lines: str, expected: str)
     path = write(paths.descriptors / "bad.conf", f"[main]\nenabled=1\n{lines}")
     with pytest.raises(ConfigError, match=expected):
         load_descriptor(path)
+
+
+def test_metrics_settings(paths: Paths) -> None:
+    write(
+        paths.config,
+        "[metrics]\ntextfile=/var/lib/node_exporter/gofer.prom\ninterval=30s\nlisten=[::1]:9464\n",
+    )
+    figures = load_agent_config(paths).metrics
+    assert figures.textfile == paths.root / "var/lib/node_exporter/gofer.prom"
+    assert figures.interval == 30
+    assert figures.listen == ("::1", 9464)
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("textfile=gofer.prom", "absolute path"),
+        ("interval=0.1", "at least 1 second"),
+        ("listen=9464", "HOST:PORT"),
+        ("listen=localhost:99999", "HOST:PORT"),
+    ],
+)
+def test_bad_metrics_settings_are_named(paths: Paths, line: str, expected: str) -> None:
+    write(paths.config, f"[metrics]\n{line}\n")
+    with pytest.raises(ConfigError, match=expected):
+        load_agent_config(paths)
