@@ -51,6 +51,9 @@ class TestBroker:
     amq_unroutable_refused: bool = True
     #: A requeued message comes back marked as redelivered.
     requeue_marks_redelivered: bool = True
+    #: A broker over the network: connections can be refused, time out, be
+    #: dropped by a control script (not so the in-memory broker).
+    network: bool = True
     #: What differs through one adapter (one protocol): adapter name to the
     #: capabilities above that take another value there.
     by_adapter: dict[str, dict[str, bool]] = dataclasses.field(
@@ -70,6 +73,8 @@ class TestBroker:
 
     def reachable(self, timeout: float = 2.0) -> bool:
         url = self.parsed
+        if url.scheme == "memory":
+            return True  # in this process
         try:
             with socket.create_connection((url.host, url.port), timeout=timeout):
                 return True
@@ -133,6 +138,13 @@ def brokers() -> list[TestBroker]:
             by_adapter={"proton": _BROKERJ_OVER_AMQP_1_0},
         ),
     ]
+    # The in-memory broker of gofer.testing: in the contract suite as a broker
+    # of its own, through its own adapter only (tests/contract/conftest.py).
+    found.append(
+        TestBroker(
+            "memory", "memory://contract", None, persistent=False, queue_expiry=False, network=False
+        )
+    )
     return [b for b in found if b is not None]
 
 

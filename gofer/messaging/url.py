@@ -15,7 +15,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 from gofer.errors import InvalidURLError
 
-PLAIN_SCHEMES = frozenset({"amqp", "tcp"})
+PLAIN_SCHEMES = frozenset({"amqp", "tcp", "memory"})
 TLS_SCHEMES = frozenset({"amqps", "ssl"})
 DEFAULT_PORTS = {False: 5672, True: 5671}
 
@@ -113,6 +113,8 @@ class Url:
             raise InvalidURLError(f"unexpected query or fragment in {_masked_text(text)!r}")
         tls = scheme in TLS_SCHEMES
         path = parts.path[1:] if parts.path.startswith("/") else parts.path
+        if scheme == "memory":  # the in-process test broker (gofer.testing) has its own adapter
+            adapter = adapter or "memory"
         return cls(
             scheme=scheme,
             host=parts.hostname,
@@ -132,7 +134,10 @@ class Url:
         def text(part: str) -> str:
             return quote(part, safe="") if encode else part
 
-        prefix = f"{self.adapter}+" if self.adapter else ""
+        memory = self.scheme == "memory"
+        prefix = (
+            f"{self.adapter}+" if self.adapter and not (memory and self.adapter == "memory") else ""
+        )
         auth = ""
         if self.userid is not None:
             auth = text(self.userid)
@@ -140,7 +145,8 @@ class Url:
             auth += "@"
         host = f"[{self.host}]" if ":" in self.host else self.host
         vhost = f"/{text(self.virtual_host)}" if self.virtual_host else ""
-        return f"{prefix}{self.scheme}://{auth}{host}:{self.port}{vhost}"
+        port = "" if memory else f":{self.port}"
+        return f"{prefix}{self.scheme}://{auth}{host}{port}{vhost}"
 
     def __str__(self) -> str:
         return ",".join(

@@ -24,6 +24,7 @@ PAIRS = [
     ("proton", "rabbitmq"),
     ("proton", "brokerj"),
     ("qpid", "brokerj"),
+    ("memory", "memory"),
 ]
 
 

@@ -61,12 +61,14 @@ def test_connect_and_close(connection: Connection) -> None:
     connection.close()  # twice is fine
 
 
+@pytest.mark.needs("network")
 def test_refused_port_fails_with_connect_error(broker: Broker, connect) -> None:
     url = dataclasses.replace(broker.url, host="127.0.0.1", port=_unused_port())
     with pytest.raises(ConnectError):
         connect(url=url)
 
 
+@pytest.mark.needs("network")
 def test_silent_peer_fails_within_the_connect_timeout(broker: Broker, connect) -> None:
     with _silent_server() as port:
         url = dataclasses.replace(broker.url, host="127.0.0.1", port=port)
@@ -76,6 +78,7 @@ def test_silent_peer_fails_within_the_connect_timeout(broker: Broker, connect) -
         assert time.monotonic() - started < 5
 
 
+@pytest.mark.needs("network")
 def test_wrong_password_fails_with_authentication_error(broker: Broker, connect) -> None:
     url = dataclasses.replace(broker.url, password="certainly-wrong")
     started = time.monotonic()
@@ -444,6 +447,7 @@ def test_idle_connection_survives_three_heartbeats(connect, queue_name: str) -> 
 
 
 @pytest.mark.slow
+@pytest.mark.needs("network")
 def test_reconnects_after_broker_drops_connections(
     broker: Broker, test_broker: TestBroker, queue_name: str
 ) -> None:
@@ -509,6 +513,7 @@ def test_exclusive_queue_is_refused_to_other_connections(connect, queue_name: st
     assert not connect().queue_exists(queue_name)
 
 
+@pytest.mark.needs("network")
 def test_lost_connection_raises_connection_lost(
     connection: Connection, test_broker: TestBroker, queue: str
 ) -> None:

@@ -30,6 +30,7 @@ BUILTIN = {
     "amqp": "gofer.messaging.adapter.amqp:adapter",
     "proton": "gofer.messaging.adapter.proton:adapter",
     "qpid": "gofer.messaging.adapter.qpid:adapter",
+    "memory": "gofer.messaging.adapter.memory:adapter",
 }
 DEFAULT_ENV = "GOFER_ADAPTER"
 
