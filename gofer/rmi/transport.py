@@ -245,6 +245,21 @@ def transport_for(url: str | Url, tls: TLS, heartbeat: float | None) -> Transpor
         return transport
 
 
+def close_for(url: str | Url) -> None:
+    """Close the shared transports to the broker(s) of ``url``; later calls open new ones."""
+    wanted = (url if isinstance(url, Url) else Url.parse(url)).secret()
+    with _transports_lock:
+        found = [key for key, t in _transports.items() if t.broker.url.secret() == wanted]
+        closing = [_transports.pop(key) for key in found]
+        for given in [g for g, t in _by_text.items() if t in closing]:
+            del _by_text[given]
+    for shared in closing:
+        try:
+            shared.close()
+        except GoferError as exc:
+            log.debug("closing %s: %s", shared.broker, exc)
+
+
 @atexit.register
 def close_all() -> None:
     """Close every shared transport (at exit, or between tests)."""

@@ -181,6 +181,14 @@ def broker(url: str | Url) -> MemoryBroker:
         return found
 
 
+def forget(url: str | Url) -> None:
+    """Forget the in-memory broker of ``url`` and what it held."""
+    parsed = url if isinstance(url, Url) else Url.parse(url)
+    name = parsed.host + (f"/{parsed.virtual_host}" if parsed.virtual_host else "")
+    with _brokers_lock:
+        _brokers.pop(name, None)
+
+
 def reset() -> None:
     """Forget every in-memory broker and what it held."""
     with _brokers_lock:
@@ -400,4 +408,4 @@ class MemoryAdapter:
 
 adapter = MemoryAdapter()
 
-__all__ = ["MemoryAdapter", "MemoryBroker", "adapter", "broker", "reset"]
+__all__ = ["MemoryAdapter", "MemoryBroker", "adapter", "broker", "forget", "reset"]
