@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import resource
 import shutil
 import subprocess
@@ -47,6 +48,7 @@ from gofer.proxy import Fleet
 from gofer.rmi import transport, wire
 
 RABBITMQ = REPO / "scripts/rabbitmq"
+NODENAME = os.environ.get("RABBITMQ_NODENAME", "rabbit@localhost")
 
 
 def make_roots(top: Path, url: str, goferds: int, plugins: int) -> list[tuple[Path, list[str]]]:
@@ -107,8 +109,8 @@ def until_consumed(url: Url, queues: list[str], timeout: float) -> float | None:
 
 def broker_memory() -> float:
     """The broker's total memory (bytes), as rabbitmqctl reports it."""
-    done = subprocess.run(
-        ["rabbitmqctl", "-q", "eval", "erlang:memory(total)."],  # noqa: S607
+    done = subprocess.run(  # noqa: S603 - the system's rabbitmqctl
+        ["rabbitmqctl", "-n", NODENAME, "-q", "eval", "erlang:memory(total)."],  # noqa: S607
         capture_output=True,
         text=True,
         check=True,
