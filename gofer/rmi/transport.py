@@ -33,8 +33,9 @@ REPLY_QUEUE_EXPIRATION = 600.0
 Reply = tuple[bytes, Document]
 #: How long a caller keeps retrying an unreachable broker before failing a call.
 SEND_RETRY_LIMIT = 30.0
-#: The pacing of a caller's reconnects: callers are few, and wait for them.
-RECONNECT = Backoff(initial=0.2, maximum=5.0, full_jitter=True)
+#: The pacing of a caller's reconnects: callers are few, and a call waits for
+#: them within its own deadline, so they come back within a second.
+RECONNECT = Backoff(initial=0.2, maximum=1.0, full_jitter=True)
 
 
 class Transport:

@@ -101,12 +101,20 @@ def installed_as(members: list[PurePosixPath], top: str, python: Python) -> set[
     return found
 
 
+#: Adapters shipped inside python3-gofer: no driver to depend on, and
+#: gofer.testing (in the library too) needs the in-memory one.
+CORE_ADAPTERS = {"memory"}
+
+
 def adapters_in(members: list[PurePosixPath]) -> list[str]:
-    """The adapters in the source: packages (with an __init__.py) in gofer/messaging/adapter."""
+    """The adapters packaged on their own: packages (with an __init__.py) in
+    gofer/messaging/adapter, but for those the library carries."""
     return sorted(
         member.parent.name
         for member in members
-        if member.name == "__init__.py" and str(member.parent.parent) == ADAPTERS
+        if member.name == "__init__.py"
+        and str(member.parent.parent) == ADAPTERS
+        and member.parent.name not in CORE_ADAPTERS
     )
 
 
