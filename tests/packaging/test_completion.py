@@ -41,7 +41,8 @@ def test_subcommands_and_their_options(files: Path) -> None:
 
 
 def test_choices_and_paths(files: Path, tmp_path: Path) -> None:
-    assert complete(files, "goferd", "--log", "") == ["auto", "journald", "syslog", "stderr", "json"]
+    targets = ["auto", "journald", "syslog", "stderr", "json"]
+    assert complete(files, "goferd", "--log", "") == targets
     (tmp_path / "zoo.conf").write_text("")
     assert complete(files, "gofer", "mgt", "-l", str(tmp_path / "zo")) == [
         str(tmp_path / "zoo.conf")
