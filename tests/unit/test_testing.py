@@ -72,7 +72,7 @@ def test_fan_out_works_against_harnessed_plugins(
     Connection(harness.url).declare_queue(Queue(offline))
 
     outcomes = {
-        o.agent: o for o in Fleet(harness.url, [harness.queue, offline], wait=1).Demo().echo(7)
+        o.agent: o for o in Fleet(harness.url, [harness.queue, offline], wait=5).Demo().echo(7)
     }
 
     assert outcomes[harness.queue].result == 7
