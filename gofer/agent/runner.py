@@ -12,7 +12,10 @@ At most ``threads + backlog`` requests are held (journaled and accepted) at
 once: a slot is taken before a message is read and given back when its
 request ends, so beyond that bound back-pressure comes from the broker
 (prefetch = threads + backlog: the next batch is on its way while one is
-journaled). The requests of a batch share one fsync and one acknowledgement
+journaled). With every slot held, the consumer reads on (up to
+``LOOKAHEAD`` messages, unacknowledged) for ``Admin`` calls, which run at
+once on a thread of their own: ``Admin.cancel`` never waits behind the work
+it is sent to cancel. The requests of a batch share one fsync and one acknowledgement
 (``ack_many``). The backlog lets callers learn early that their
 request is accepted, and lets ``Admin.cancel(criteria=...)`` reach requests
 waiting for a worker; cancelling by serial number also works for requests
@@ -27,6 +30,7 @@ import json
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -41,7 +45,7 @@ from gofer.errors import (
     UnsupportedError,
 )
 from gofer.messaging.adapter.model import Address, Delivery, Queue, QueueType
-from gofer.messaging.auth import Authenticator
+from gofer.messaging.auth import Authenticator, validate
 from gofer.messaging.connection import Connection, Reader
 from gofer.rmi import wire
 from gofer.rmi.dispatcher import Dispatcher
@@ -56,6 +60,12 @@ log = logging.getLogger(__name__)
 QUEUE_CHECK_INTERVAL = 30.0
 #: Requests taken beyond the workers (at least this many, or ``threads``).
 BACKLOG_MIN = 4
+#: Messages read past a full backlog, and held unacknowledged, to find ``Admin`` calls.
+LOOKAHEAD = 64
+#: Seconds between looks ahead while every slot is held and nothing more came.
+LOOK_AGAIN = 0.05
+#: ``Admin`` calls taken from beyond a full backlog and not yet answered, at most.
+ADMIN_HELD = 4
 #: Back-off bounds (seconds) while a plugin's queue is missing.
 REPAIR_DELAYS = (1.0, 30.0)
 
@@ -115,6 +125,9 @@ class PluginRunner:
         #: Requests held at most: running, or accepted and waiting for a worker.
         self.held = self.threads + self.backlog
         self._slots = threading.BoundedSemaphore(self.held)
+        # Admin calls read past a full backlog hold one of these instead.
+        self._admin_slots = threading.BoundedSemaphore(ADMIN_HELD)
+        self._admin_held: set[str] = set()
         self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix=f"gofer-{name}")
         # Admin calls (cancel above all) never wait behind the plugin's work.
         self._admin_pool = ThreadPoolExecutor(1, thread_name_prefix=f"gofer-{name}-admin")
@@ -128,6 +141,8 @@ class PluginRunner:
         self._lock = threading.Lock()
         # The consumer thread's own: its reader, its back-off, when it last saw its queue.
         self._reader: Reader | None = None
+        # Plugin requests read past a full backlog: taken, in order, before any other.
+        self._parked: deque[Delivery] = deque()
         self._delay = REPAIR_DELAYS[0]
         self._last_check = 0.0
         #: When (monotonic) the consumer thread last began a turn.
@@ -236,18 +251,13 @@ class PluginRunner:
         self._close_reader()
 
     def _turn(self) -> None:
-        """Wait for a free slot, read, and take what came."""
-        if not self._slots.acquire(timeout=0.5):
+        """Take a free slot, read, and take what came; with none free, look ahead."""
+        if not self._slots.acquire(blocking=False):
+            self._look_ahead()
             return
         try:
-            if self._reader is None:
-                self._declare()
-                # The broker may hold a backlog's worth ahead of the slots: a
-                # burst then reaches the journal in batches of that size.
-                self._reader = self.connection.reader(self.queue, prefetch=self.held)
-                log.info("plugin %s: consuming %s", self.name, self.address)
-            reader = self._reader
-            delivery = reader.get(timeout=1.0)
+            reader = self._open_reader()
+            delivery = self._parked.popleft() if self._parked else reader.get(timeout=1.0)
         except NotFoundError as exc:
             self._slots.release()
             self._pause("queue %s unavailable: %s", self.queue, exc)
@@ -269,6 +279,45 @@ class PluginRunner:
             return
         self._last_check = time.monotonic()
         self._take(reader, [delivery, *self._more(reader)])
+
+    def _open_reader(self) -> Reader:
+        if self._reader is None:
+            self._declare()
+            # The broker holds a backlog's worth ahead of the slots, so that a
+            # burst reaches the journal in batches of that size, and a look
+            # ahead's worth more, so that Admin calls are seen past them.
+            self._reader = self.connection.reader(self.queue, prefetch=self.held + LOOKAHEAD)
+            log.info("plugin %s: consuming %s", self.name, self.address)
+        return self._reader
+
+    def _look_ahead(self) -> None:
+        """Every slot is held: read on past the plugin's requests for ``Admin`` calls.
+
+        ``Admin.cancel`` must not wait behind the work it is sent to cancel.
+        An ``Admin`` call found here is taken at once (on an Admin slot of its
+        own); a plugin request is parked, unacknowledged, until a slot frees.
+        At most :data:`LOOKAHEAD` are parked and :data:`ADMIN_HELD` Admin
+        calls held this way; beyond that, the consumer waits for a slot.
+        """
+        reader = self._reader
+        if reader is not None and len(self._parked) < LOOKAHEAD:
+            try:
+                delivery = reader.get(timeout=0)
+            except NotFoundError as exc:
+                self._pause("queue %s unavailable: %s", self.queue, exc)
+                return
+            except GoferError as exc:
+                self._pause("%s", exc)
+                return
+            if delivery is not None and not self._stopping.is_set():
+                if _calls_admin(delivery.body) and self._admin_slots.acquire(blocking=False):
+                    self._take(reader, [delivery], admin=True)
+                else:
+                    self._parked.append(delivery)
+                return
+        # Nothing more to read: wait for a slot, looking again every LOOK_AGAIN.
+        if self._slots.acquire(timeout=LOOK_AGAIN):
+            self._slots.release()
 
     def _pause(self, what: str, *args: object, exc_info: BaseException | None = None) -> None:
         """Close the reader, say why, wait (backing off) before consuming again.
@@ -301,7 +350,7 @@ class PluginRunner:
         """Deliveries already here, one free slot each: journaled with the first in one commit."""
         more: list[Delivery] = []
         while len(more) < self.held and self._slots.acquire(blocking=False):
-            delivery = reader.get(timeout=0)
+            delivery = self._parked.popleft() if self._parked else reader.get(timeout=0)
             if delivery is None:
                 self._slots.release()
                 break
@@ -322,23 +371,26 @@ class PluginRunner:
     def _close_reader(self) -> None:
         """Close the reader (if any): what it has not acknowledged goes back to the broker."""
         reader, self._reader = self._reader, None
+        self._parked.clear()  # not acknowledged: they go back with the reader
         if reader is not None:
             try:
                 reader.close()
             except GoferError as exc:
                 log.debug("closing reader: %s", exc)
 
-    def _take(self, reader: Reader, deliveries: list[Delivery]) -> None:
+    def _take(self, reader: Reader, deliveries: list[Delivery], *, admin: bool = False) -> None:
         """Check, journal and acknowledge messages (each holds a slot); hand their requests on.
 
         The requests of one batch are journaled in one commit: a backlog costs
         one fsync per batch, not per request. Whatever fails on the way, the
         slots of the requests not handed on are given back (and their
         messages, not acknowledged, go back to the broker with the reader).
+        With ``admin``, the deliveries are Admin calls holding Admin slots.
         """
+        slots = self._admin_slots if admin else self._slots
         held = len(deliveries)
         try:
-            taken = self._checked_batch(reader, deliveries)
+            taken = self._checked_batch(reader, deliveries, slots)
             held = len(taken)
             if not taken:
                 return
@@ -346,7 +398,9 @@ class PluginRunner:
             # Requests that can start at once are journaled as started in the
             # same commit (one fsync instead of two per request).
             with self._lock:
-                free = self.threads - len(self._running) if self.latency <= 0 else 0
+                free = self.threads - len(self._running) if self.latency <= 0 and not admin else 0
+                if admin:
+                    self._admin_held.update(request.sn for _, request in taken)
             writes = [
                 (Entry(request.sn, self.name, delivery.body, received), n < free)
                 for n, (delivery, request) in enumerate(taken)
@@ -358,10 +412,10 @@ class PluginRunner:
                 self._accept(request, received, started=n < free)
         finally:
             for _ in range(held):
-                self._slots.release()
+                slots.release()
 
     def _checked_batch(
-        self, reader: Reader, deliveries: list[Delivery]
+        self, reader: Reader, deliveries: list[Delivery], slots: threading.BoundedSemaphore
     ) -> list[tuple[Delivery, Request]]:
         """The deliveries to journal, with their requests; the others are settled and let go."""
         taken: list[tuple[Delivery, Request]] = []
@@ -392,7 +446,7 @@ class PluginRunner:
                 request = None
             if request is None:
                 reader.ack(delivery)
-                self._slots.release()
+                slots.release()
                 continue
             seen.add(request.sn)
             taken.append((delivery, request))
@@ -483,7 +537,9 @@ class PluginRunner:
     def _done(self, sn: str) -> None:
         with self._lock:
             self._running.discard(sn)
-        self._slots.release()
+            admin = sn in self._admin_held
+            self._admin_held.discard(sn)
+        (self._admin_slots if admin else self._slots).release()
 
     def _work(self, request: Request, received: float, started: bool, replayed: bool) -> None:
         try:
@@ -587,6 +643,16 @@ class PluginRunner:
 
     def describe(self) -> dict[str, Any]:
         return {"queue": str(self.address), "threads": self.threads, "running": self.running()}
+
+
+def _calls_admin(body: bytes) -> bool:
+    """Whether a message says it calls ``Admin``: unchecked, only to choose what to read first."""
+    try:
+        document = validate(None, body)
+    except GoferError:
+        return False
+    request = document.get("request")
+    return isinstance(request, dict) and request.get("classname") == ADMIN
 
 
 def carries_secrets(request: Request) -> bool:

@@ -209,6 +209,28 @@ def test_admin_cancel_reaches_the_request_the_only_worker_runs(
     assert time.monotonic() - started < 5
 
 
+def test_admin_cancel_is_read_past_a_full_backlog(
+    make_runner: Callable[..., tuple[PluginRunner, ScriptedConnection]],
+) -> None:
+    runner, connection = make_runner(threads=1)
+    # One running, the backlog full, and more waiting in the broker ahead of the cancel.
+    work = [call(connection, "Slow", "work") for _ in range(runner.held + 3)]
+    for sn in work[: runner.held]:
+        connection.reply(sn, final=False)  # accepted
+    started = time.monotonic()
+    cancel = call(connection, "Admin", "cancel", work[0])
+    assert connection.reply(cancel)["result"] == {"retval": [work[0]]}
+    assert connection.reply(work[0])["result"] == {"retval": "cancelled"}
+    assert time.monotonic() - started < 5
+    for sn in work[1:]:  # the rest, so that the workers end at once
+        call(connection, "Admin", "cancel", sn)
+    # What was read past the cancel is not lost: each is answered, cancelled
+    # while it ran or waited for a worker, or refused as cancelled before it was taken.
+    answers = [connection.reply(sn) for sn in work[1:]]
+    outcomes = {str(doc.get("result") or doc.get("code")) for doc in answers}
+    assert outcomes <= {str({"retval": "cancelled"}), wire.CANCELLED}
+
+
 def test_consumer_outlives_an_unexpected_failure(
     make_runner: Callable[..., tuple[PluginRunner, ScriptedConnection]],
 ) -> None:
