@@ -662,15 +662,18 @@ class Goferd:
         place they can write to, or one root disabled) and run an installed
         plugin's methods as root.
         """
-        if command == "load":
-            self._check_untrusted(command, Path(_text(args, "path")))
-        elif command == "reload":
-            plugin = self.container.find(self._plugin_named(args))
-            if plugin is not None:
-                self._check_untrusted(command, Path(plugin.descriptor.path))
-        return self.manage(command, args)
+        if command not in ("load", "reload"):
+            return self.manage(command, args)
+        # Checked and loaded under one lock, from the path as resolved when
+        # checked: a link swapped in between must not change what loads.
+        with self._plugins_lock:
+            if command == "load":
+                return self._manage_load(str(self._untrusted(command, Path(_text(args, "path")))))
+            name = self._plugin_named(args)
+            return self._reload(name, self._untrusted(command, self._descriptor_of(name)))
 
-    def _check_untrusted(self, command: str, descriptor: Path) -> None:
+    def _untrusted(self, command: str, descriptor: Path) -> Path:
+        """``descriptor`` resolved, if the TCP port may load it (else ManagementError)."""
         path = descriptor.resolve()
         directory = self.paths.descriptors.resolve()
         if directory not in path.parents:
@@ -691,6 +694,7 @@ class Goferd:
                 f"over TCP, {path} cannot be loaded: it says enabled=0;"
                 " use the management socket (gofer mgt as root) to load it anyway"
             )
+        return path
 
     def _manage(self, command: str, args: dict[str, Any]) -> Any:
         if command == "show":
@@ -699,9 +703,7 @@ class Goferd:
             return self._manage_load(_text(args, "path"))
         if command == "reload":
             name = self._plugin_named(args)
-            path = self.container.find(name).descriptor.path  # type: ignore[union-attr]
-            self._unload(name, detach=False)
-            return self._manage_load(str(path))
+            return self._reload(name, self._descriptor_of(name))
         if command == "unload":
             name = self._plugin_named(args)
             self._unload(name, detach=True)
@@ -712,6 +714,13 @@ class Goferd:
         if command == "cancel":
             return {"cancelled": self.cancel(args.get("sn"), args.get("criteria"))}
         raise ManagementError(f"unknown command {command!r}")
+
+    def _descriptor_of(self, name: str) -> Path:
+        return Path(self.container.find(name).descriptor.path)  # type: ignore[union-attr]
+
+    def _reload(self, name: str, path: Path) -> dict[str, Any]:
+        self._unload(name, detach=False)
+        return self._manage_load(str(path))
 
     def _manage_load(self, path: str) -> dict[str, Any]:
         try:

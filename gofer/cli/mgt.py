@@ -68,7 +68,13 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--help", action="help", help="show this help message and exit")
     where = parser.add_argument_group("where goferd listens")
     where.add_argument("-h", "--host", help=f"management host (default: {DEFAULT_HOST})")
-    where.add_argument("-p", "--port", type=port, help=f"management port (default: {DEFAULT_PORT})")
+    where.add_argument(
+        "-p",
+        "--port",
+        type=port,
+        help=f"management port (default: {DEFAULT_PORT}); over it, load and reload take"
+        " only enabled descriptors of goferd's descriptor directory",
+    )
     where.add_argument(
         "--socket",
         type=Path,
