@@ -421,7 +421,17 @@ class PluginRunner:
         taken: list[tuple[Delivery, Request]] = []
         seen: set[str] = set()
         for delivery in deliveries:
-            request = self._receive(delivery)
+            try:
+                request = self._receive(delivery)
+            except GoferError:
+                raise  # the broker or the journal: the consumer pauses and reads it again
+            except Exception:  # one message must not block its queue for good
+                log.exception(
+                    "plugin %s: a message could not be read (%d bytes); dropped",
+                    self.name,
+                    len(delivery.body),
+                )
+                request = None
             if request is not None and (
                 request.sn in seen
                 or self.journal.is_finished(request.sn)

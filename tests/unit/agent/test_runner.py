@@ -243,6 +243,26 @@ def test_consumer_outlives_an_unexpected_failure(
     assert runner._consumer.is_alive()
 
 
+def test_a_message_the_agent_cannot_read_is_dropped_and_the_queue_goes_on(
+    make_runner: Callable[..., tuple[PluginRunner, ScriptedConnection]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real = runner_module.receive
+
+    def failing(body: bytes, *args: Any) -> wire.Request:
+        if b"poison" in body:
+            raise TypeError("a bug reading this message")
+        return real(body, *args)
+
+    monkeypatch.setattr(runner_module, "receive", failing)
+    _, connection = make_runner()
+    call(connection, "Slow", "echo", "poison")
+    sn = call(connection, "Slow", "echo", "next")
+    assert connection.reply(sn)["result"] == {"retval": "next"}
+    assert any(b"poison" in body for body in connection.readers[0].acked)
+    assert len(connection.readers) == 1  # never put back to fail again
+
+
 def test_request_over_the_journal_limit_is_rejected_and_the_next_runs(
     make_runner: Callable[..., tuple[PluginRunner, ScriptedConnection]],
     monkeypatch: pytest.MonkeyPatch,
