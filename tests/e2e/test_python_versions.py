@@ -1,7 +1,9 @@
 """goferd under the oldest supported Python answers a caller under the newest.
 
-``scripts/test`` makes a venv for each other Python it finds (``.venv-3.N``)
-and names them in ``$GOFER_TEST_PYTHONS`` (``3.9=/path/.venv-3.9 ...``).
+``scripts/test`` (run whole) makes a venv for each other Python it finds
+(``.venv-3.N``) and names them all, the default's too, in
+``$GOFER_TEST_PYTHONS`` (``3.9=/path/.venv-3.9 ...``). A run narrowed to
+some tests makes none and leaves it unset: the test is skipped then.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ def pythons() -> tuple[Path, Path]:
     found = venvs()
     if OLDEST not in found or NEWEST not in found:
         message = f"no venvs for Python {OLDEST} and {NEWEST} (scripts/test makes them)"
-        if brokers.required():
+        if brokers.required() and "GOFER_TEST_PYTHONS" in os.environ:
             pytest.fail(message)
         pytest.skip(message)
     return found[OLDEST] / "bin/python", found[NEWEST] / "bin/python"
