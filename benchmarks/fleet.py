@@ -15,7 +15,9 @@ assertions; the issue's targets are printed beside them:
   the replies read from one exclusive queue, with no gofer code on the
   caller's side (the same goferds answer both).
 - **idle cost**: the broker's memory (``rabbitmqctl status``) and CPU
-  (``/proc``, 10 s) with the fleet idle, less the same without it, per goferd.
+  (``/proc``, 10 s) with the fleet idle, less the same without it, per goferd;
+  and the part of that memory that is the connection's socket buffer, which
+  depends on the link, not on gofer (see :func:`broker_socket_buffers`).
 - **broker restart** (unless ``--no-restart``): ``scripts/rabbitmq
   restart``; the time from the broker being back until every queue has its
   consumer again, and the goferds' failed connection attempts per second
@@ -119,6 +121,29 @@ def broker_memory() -> float:
     return float(done.stdout.strip())
 
 
+def broker_socket_buffers(port: int) -> float:
+    """The broker's user-level socket buffers (bytes) of its connections on ``port``, in all.
+
+    RabbitMQ sizes each connection's buffer to the socket's kernel buffers,
+    which Linux sizes from the link's MTU: about 3.8 MiB over loopback
+    (MTU 65,536), 128 KiB over a 1,500-byte MTU network.
+    """
+    expression = (
+        "lists:sum([B || P <- erlang:ports(),"
+        ' erlang:port_info(P, name) == {name, "tcp_inet"},'
+        f" {{ok, {{_, {port}}}}} <- [inet:sockname(P)],"
+        " {ok, [{buffer, B}]} <- [inet:getopts(P, [buffer])]])."
+    )
+    done = subprocess.run(  # noqa: S603 - the system's rabbitmqctl
+        ["rabbitmqctl", "-n", NODENAME, "-q", "eval", expression],  # noqa: S607
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    return float(done.stdout.strip())
+
+
 def broker_cpu(url: Url, seconds: float) -> float:
     """The broker's CPU seconds per second over ``seconds``."""
     pid = _broker_pid(url)
@@ -213,6 +238,7 @@ def main() -> None:
     args = parser.parse_args()
     url = Url.parse(args.url)
     memory_before = broker_memory()
+    buffers_before = broker_socket_buffers(url.port or 5672)
     cpu_before = broker_cpu(url, 10)
     with tempfile.TemporaryDirectory(prefix="gofer-fleet-") as top:
         made = make_roots(Path(top), args.url, args.goferds, args.plugins)
@@ -232,6 +258,7 @@ def main() -> None:
             )
             time.sleep(15)  # let start-up settle
             memory = (broker_memory() - memory_before) / args.goferds
+            buffers = (broker_socket_buffers(url.port or 5672) - buffers_before) / args.goferds
             cpu = (broker_cpu(url, 10) - cpu_before) / args.goferds
             fan_out(args.url, queues[:50])  # warm-up: connection and reply queue
             rows = []
@@ -247,6 +274,8 @@ def main() -> None:
             )
             print(
                 f"idle: broker memory {memory / 1024:.0f} KiB per goferd (target: under 150 KB),"
+                f" of which the connection's socket buffer {buffers / 1024:.0f} KiB (sized by"
+                f" the link's MTU) and the rest {(memory - buffers) / 1024:.0f} KiB;"
                 f" broker CPU {cpu * 1000:.2f} ms/s per goferd"
             )
             if args.restart:
