@@ -19,16 +19,10 @@ from pathlib import Path
 
 from gofer.cli import goferd
 from gofer.cli.main import build_parser
+from tools import manpage
 
 #: Metavars naming a file or directory: the shell completes file names there.
 PATH_METAVARS = frozenset({"PATH", "FILE", "DIR", "NAME|PATH"})
-
-
-def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            return dict(action.choices)
-    return {}
 
 
 def _options(parser: argparse.ArgumentParser) -> list[argparse.Action]:
@@ -66,7 +60,7 @@ def _words(options: list[argparse.Action]) -> str:
 
 def _function(name: str, parser: argparse.ArgumentParser) -> str:
     """A bash completion function for one command (with its subcommands, if any)."""
-    subcommands = _subcommands(parser)
+    subcommands = {name: sub for name, _, sub in manpage.subcommands(parser)}
     top = _options(parser)
     lines = [
         f"# bash completion for {name}; generated from its argument parser by tools/completion.py",

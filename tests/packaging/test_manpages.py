@@ -1,4 +1,4 @@
-"""man/goferd.1 and man/gofer.1: what gofer/cli/manpage.py makes of the parsers, and readable."""
+"""man/goferd.1 and man/gofer.1: what tools/manpage.py makes of the parsers, and readable."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from gofer.cli import manpage, rmi
+from gofer.cli import rmi
 from tests.packaging.conftest import REPO, ensure_command
+from tools import manpage
 
 PAGES = sorted(manpage.PAGES)
 
@@ -37,7 +38,7 @@ def parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
 def test_committed_page_is_what_the_parsers_make(filename: str) -> None:
     committed = (REPO / "man" / filename).read_bytes()
     assert manpage.render(manpage.PAGES[filename]()).encode() == committed, (
-        f"man/{filename} is out of date: python -m gofer.cli.manpage man"
+        f"man/{filename} is out of date: python -m tools.manpage man"
     )
 
 

@@ -2,8 +2,8 @@
 
 ::
 
-    python -m gofer.cli.manpage man            # (re)write man/goferd.1 and man/gofer.1
-    python -m gofer.cli.manpage --check man    # exit 1 when they differ from the parsers
+    python -m tools.manpage man            # (re)write man/goferd.1 and man/gofer.1
+    python -m tools.manpage --check man    # exit 1 when they differ from the parsers
 
 Synopsis, options and commands come from the parsers themselves
 (:func:`gofer.cli.goferd.parser`, :func:`gofer.cli.main.build_parser`); exit
@@ -33,8 +33,8 @@ from gofer.messaging.adapter.registry import DEFAULT_ENV
 
 #: The comment every page opens with.
 GENERATED = (
-    '.\\" Generated from the argparse parsers by gofer/cli/manpage.py; do not edit.\n'
-    '.\\" Regenerate with: python -m gofer.cli.manpage man\n'
+    '.\\" Generated from the argparse parsers by tools/manpage.py; do not edit.\n'
+    '.\\" Regenerate with: python -m tools.manpage man\n'
 )
 
 _DASHES = re.compile(r"(?<![\w-])-+(?=\w)")
@@ -585,7 +585,7 @@ PAGES = {"goferd.1": goferd_page, "gofer.1": gofer_page}
 def main(argv: Sequence[str] | None = None) -> int:
     """Write the pages into a directory, or with ``--check`` compare them; the exit status."""
     cli = argparse.ArgumentParser(
-        prog="python -m gofer.cli.manpage", description="Write gofer's man pages."
+        prog="python -m tools.manpage", description="Write gofer's man pages."
     )
     cli.add_argument("directory", type=Path, help="where the pages are (man)")
     cli.add_argument(
@@ -605,7 +605,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             path.write_text(text, encoding="utf-8")
     if args.check and stale:
         print(
-            f"out of date: {', '.join(stale)}; run: python -m gofer.cli.manpage man",
+            f"out of date: {', '.join(stale)}; run: python -m tools.manpage man",
             file=sys.stderr,
         )
         return 1
