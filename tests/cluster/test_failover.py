@@ -20,17 +20,14 @@ this test).
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
-from gofer.errors import GoferError
 from gofer.messaging import auth
 from gofer.messaging.adapter.model import Queue
 from gofer.messaging.connection import Connection
@@ -39,84 +36,10 @@ from gofer.proxy import Agent
 from gofer.rmi import transport
 from tests import brokers
 from tests.faults.conftest import FaultGoferd, is_final
+from tests.faults.load import Load
 
 RECOVERY = 15.0
 WAIT = 10.0
-
-
-@dataclass(frozen=True)
-class Outcome:
-    tag: str
-    ok: bool
-    began: float
-    ended: float
-    detail: str = ""
-
-
-class Load:
-    """Synchronous callers and an asynchronous sender, until stopped."""
-
-    def __init__(self, url: str, queue: str, replies: str, callers: int = 2) -> None:
-        self.url = url
-        self.queue = queue
-        self.replies = replies
-        self.stopping = threading.Event()
-        self.outcomes: list[Outcome] = []
-        self.confirmed: list[str] = []
-        self.unsure: list[str] = []
-        self.threads = [
-            threading.Thread(target=self._call, args=(n,), daemon=True) for n in range(callers)
-        ]
-        self.threads.append(threading.Thread(target=self._send, daemon=True))
-
-    def start(self) -> None:
-        for thread in self.threads:
-            thread.start()
-
-    def stop(self) -> None:
-        self.stopping.set()
-        for thread in self.threads:
-            thread.join(WAIT * 3 + 35)
-            assert not thread.is_alive(), f"{thread.name} hangs"
-
-    def _call(self, caller: int) -> None:
-        agent = Agent(self.url, self.queue, wait=WAIT)
-        number = 0
-        while not self.stopping.is_set():
-            tag = f"sync-{caller}-{number}"
-            number += 1
-            began = time.monotonic()
-            try:
-                ok, detail = agent.Fault().work(tag, 0.02) == tag, ""
-            except GoferError as exc:
-                ok, detail = False, f"{type(exc).__name__}: {exc}"
-            self.outcomes.append(Outcome(tag, ok, began, time.monotonic(), detail))
-            self.stopping.wait(0.05 if ok else 0.2)
-
-    def _send(self) -> None:
-        agent = Agent(self.url, self.queue, reply=self.replies, trigger=1, wait=WAIT)
-        number = 0
-        while not self.stopping.is_set():
-            trigger = agent.Fault().work(f"async-{number}", 0.01)
-            number += 1
-            try:
-                trigger()
-            except GoferError:
-                self.unsure.append(trigger.sn)
-                self.stopping.wait(0.2)
-            else:
-                self.confirmed.append(trigger.sn)
-            self.stopping.wait(0.05)
-
-    def recovered(self, since: float, timeout: float) -> float | None:
-        """Seconds from ``since`` to the end of the first call made after it that succeeded."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            done = [o.ended for o in list(self.outcomes) if o.ok and o.began >= since]
-            if done:
-                return min(done) - since
-            time.sleep(0.05)
-        return None
 
 
 class QuorumReplies:
@@ -187,7 +110,17 @@ def test_failover_under_load_loses_nothing_and_runs_nothing_twice(
 ) -> None:
     goferd = cluster_goferd(fault_goferd, cluster, queue_type="quorum")
     assert Agent(cluster.url, goferd.queue, wait=30).Fault().work("warm-up") == "warm-up"
-    load = Load(cluster.url, goferd.queue, replies.name)
+    load = Load(
+        cluster.url,
+        goferd.queue,
+        replies.name,
+        wait=WAIT,
+        callers=2,
+        work=0.02,
+        send_work=0.01,
+        pace=0.05,
+        send_pace=0.05,
+    )
     load.start()
     problems: list[str] = []
     recoveries: dict[str, float | None] = {}

@@ -29,11 +29,9 @@ meanwhile.
 from __future__ import annotations
 
 import re
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import pytest
 
@@ -42,6 +40,7 @@ from gofer.proxy import Agent
 from gofer.rmi import transport
 from tests import brokers
 from tests.faults.conftest import FaultGoferd, ReplyQueue
+from tests.faults.load import Load
 
 CALLERS = 4
 WAIT = 10.0
@@ -53,75 +52,6 @@ RETRY_DELAY = re.compile(r"next attempt within ([0-9.]+)s")
 #: goferd's reconnect pacing here: the defaults (1 s to 60 s) suit a fleet
 #: of thousands; this test holds one goferd to a recovery within RECOVERY.
 RECONNECT = {"reconnect_min": 0.5, "reconnect_max": 4}
-
-
-@dataclass(frozen=True)
-class Outcome:
-    tag: str
-    kind: str  # "result", or the gofer error's class name
-    seconds: float
-    detail: str = ""
-
-
-class Load:
-    """Synchronous callers and an asynchronous sender, running until stopped."""
-
-    def __init__(self, url: str, queue: str, replies: str) -> None:
-        self.url = url
-        self.queue = queue
-        self.replies = replies
-        self.stopping = threading.Event()
-        self.outcomes: list[Outcome] = []
-        self.confirmed: list[str] = []  # asynchronous requests the broker took
-        self.unsure: list[str] = []  # asynchronous sends that failed: maybe taken, maybe not
-        self.threads = [
-            threading.Thread(target=self._call, args=(n,), daemon=True) for n in range(CALLERS)
-        ]
-        self.threads.append(threading.Thread(target=self._send, daemon=True))
-
-    def start(self) -> None:
-        for thread in self.threads:
-            thread.start()
-
-    def stop(self) -> None:
-        self.stopping.set()
-        for thread in self.threads:
-            thread.join(WAIT * 3 + 35)
-            assert not thread.is_alive(), f"{thread.name} hangs"
-
-    def _call(self, caller: int) -> None:
-        agent = Agent(self.url, self.queue, wait=WAIT)
-        number = 0
-        while not self.stopping.is_set():
-            tag = f"sync-{caller}-{number}"
-            number += 1
-            began = time.monotonic()
-            try:
-                retval = agent.Fault().work(tag, 0.05)
-            except GoferError as exc:
-                kind, detail = type(exc).__name__, str(exc)
-            except Exception as exc:  # noqa: BLE001 - counted as a failure below
-                kind, detail = f"not a gofer error: {type(exc).__name__}", str(exc)
-            else:
-                kind, detail = ("result", "") if retval == tag else ("wrong result", repr(retval))
-            self.outcomes.append(Outcome(tag, kind, time.monotonic() - began, detail))
-            if kind != "result":
-                self.stopping.wait(0.2)
-
-    def _send(self) -> None:
-        agent = Agent(self.url, self.queue, reply=self.replies, trigger=1, wait=WAIT)
-        number = 0
-        while not self.stopping.is_set():
-            trigger = agent.Fault().work(f"async-{number}", 0.02)
-            number += 1
-            try:
-                trigger()
-            except GoferError:
-                self.unsure.append(trigger.sn)
-                self.stopping.wait(0.2)
-            else:
-                self.confirmed.append(trigger.sn)
-            self.stopping.wait(0.02)
 
 
 @pytest.fixture
@@ -139,7 +69,17 @@ def test_broker_restart_under_load(
 ) -> None:
     goferd: FaultGoferd = fault_goferd(threads=4, messaging=RECONNECT)
     assert Agent(url, goferd.queue, wait=30).Fault().work("warm-up") == "warm-up"
-    load = Load(url, goferd.queue, reply_queue.name)
+    load = Load(
+        url,
+        goferd.queue,
+        reply_queue.name,
+        wait=WAIT,
+        callers=CALLERS,
+        work=0.05,
+        send_work=0.02,
+        pace=0.0,
+        send_pace=0.02,
+    )
     load.start()
     time.sleep(2.0)
 
