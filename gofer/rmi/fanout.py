@@ -337,7 +337,8 @@ class Calls:
         began = time.monotonic()
         transport.expect(call.sn, progress=self.fleet.on_progress is not None, into=inbox)
         try:
-            body = auth.sign(options.authenticator, call.document(replyto))
+            quiet = self.fleet.on_progress is None
+            body = auth.sign(options.authenticator, call.document(replyto, quiet=quiet))
             transport.send(agent, body, left, limit=left)
         except NotFoundError as exc:
             transport.forget(call.sn)

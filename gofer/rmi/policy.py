@@ -94,8 +94,12 @@ class Call:
         )
         return transport_for(self.url, tls, options.heartbeat)
 
-    def document(self, replyto: str | None) -> Document:
-        """The request document, its replies to go to ``replyto``."""
+    def document(self, replyto: str | None, *, quiet: bool = False) -> Document:
+        """The request document, its replies to go to ``replyto``.
+
+        With ``quiet``, the agent is asked for no ``accepted``, ``started``
+        or ``progress`` status: for a caller that would only drop them.
+        """
         options = self.options
         pam = (options.user, options.password or "") if options.user else None
         return wire.request_document(
@@ -111,6 +115,7 @@ class Call:
             ttl=options.effective_ttl(),
             secret=options.secret,
             pam=pam,
+            quiet=quiet,
         )
 
     def _send(self) -> Any:
@@ -126,7 +131,8 @@ class Call:
         replyto = transport.reply_address(options.exchange, limit=options.wait)
         waiter = transport.expect(self.sn, progress=options.progress is not None)
         try:
-            body = auth.sign(options.authenticator, self.document(replyto))
+            quiet = options.progress is None
+            body = auth.sign(options.authenticator, self.document(replyto, quiet=quiet))
             limit = deadline - time.monotonic()
             transport.send(self.address, body, options.effective_ttl(), limit=limit)
             return self._wait(waiter.get, deadline)

@@ -260,7 +260,7 @@ class Replier:
         self.refused(Refused(rejected, request.sn, request.replyto, request.data))
 
     def _status(self, request: Request, status: str, **fields: Any) -> None:
-        if request.replyto:
+        if request.replyto and not request.quiet:
             document = wire.status_document(
                 request.sn, request.replyto, request.data, status, **fields
             )

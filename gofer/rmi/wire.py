@@ -107,6 +107,10 @@ class Request:
         pam: ``(user, password)`` the caller sent, if any.
         ttl: seconds the caller allowed for the request to start, if known.
         sent: when the caller sent it (epoch seconds), if known.
+        quiet: the caller wants no ``accepted``, ``started`` or ``progress``
+            status, only ``rejected`` and the result (``"quiet": true``, which
+            our callers set when nothing of theirs would look at the others;
+            agents that do not know the field send them anyway).
         envelope: the whole document, for hooks that want more.
     """
 
@@ -123,6 +127,7 @@ class Request:
     pam: tuple[str, str] | None = None
     ttl: float | None = None
     sent: float | None = None
+    quiet: bool = False
     envelope: Document = dataclasses.field(default_factory=Document, repr=False)
 
     def deadline(self, received: float) -> float | None:
@@ -156,8 +161,9 @@ def request_document(
     ttl: float | None = None,
     secret: str | None = None,
     pam: tuple[str, str] | None = None,
+    quiet: bool = False,
 ) -> Document:
-    """The envelope of a request, as existing agents expect it (plus optional ``ttl``)."""
+    """A request's envelope as existing agents expect it, plus optional ``ttl``, ``quiet``."""
     doc = Document(
         sn=sn,
         version=VERSION,
@@ -179,6 +185,8 @@ def request_document(
         doc["secret"] = secret
     if pam is not None:
         doc["pam"] = {"user": pam[0], "password": pam[1]}
+    if quiet:
+        doc["quiet"] = True
     return doc
 
 
@@ -226,6 +234,7 @@ def parse_request(doc: Document) -> Request:
         pam=_pam(doc.get("pam")),
         ttl=_ttl(doc.get("ttl")),
         sent=parse_timestamp(doc.get("timestamp")),
+        quiet=doc.get("quiet") is True,
         envelope=doc,
     )
 

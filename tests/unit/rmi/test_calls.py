@@ -18,6 +18,7 @@ from gofer.messaging.adapter.model import Queue
 from gofer.messaging.connection import Connection
 from gofer.proxy import Agent
 from gofer.rmi.replies import ReplyConsumer
+from gofer.rmi.serve import Replier
 from gofer.testing import PluginHarness
 
 DEMO = Path(__file__).resolve().parents[3] / "plugins/demo.py"
@@ -79,6 +80,35 @@ def test_progress_reaches_the_callback_in_order(demo: PluginHarness) -> None:
     reports: list[dict[str, Any]] = []
     demo.agent(progress=reports.append).Dog().wag(3)
     assert [r["completed"] for r in reports][-3:] == [1, 2, 3]
+
+
+def statuses_sent(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The statuses goferd's repliers send from now on (results go another way)."""
+    sent: list[str] = []
+    post = Replier._post
+
+    def recording(self: Replier, address: str, document: Any, **kwargs: Any) -> None:
+        sent.append(str(document.get("status")))
+        post(self, address, document, **kwargs)
+
+    monkeypatch.setattr(Replier, "_post", recording)
+    return sent
+
+
+def test_a_synchronous_call_asks_for_no_status(
+    demo: PluginHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent = statuses_sent(monkeypatch)
+    assert demo.agent().Demo().echo("x") == "x"
+    assert sent == []
+
+
+def test_a_call_with_a_progress_callback_gets_every_status(
+    demo: PluginHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent = statuses_sent(monkeypatch)
+    demo.agent(progress=lambda report: None).Dog().wag(1)
+    assert {"accepted", "started", "progress"} <= set(sent)
 
 
 def test_many_threads_share_one_agent(demo: PluginHarness) -> None:

@@ -220,3 +220,41 @@ def test_replies_carry_their_origin() -> None:
     assert reply_for(doc).origin == "agent-7"  # type: ignore[union-attr]
     doc["routing"] = None
     assert reply_for(doc).origin is None  # type: ignore[union-attr]
+
+
+# -- statuses a caller asked not to get ------------------------------------------
+
+
+def test_a_quiet_request_is_answered_with_its_result_alone() -> None:
+    doc = wire.request_document(
+        sn=wire.new_sn(),
+        address="agent-a",
+        classname="Store",
+        method="blob",
+        args=[3],
+        replyto="caller-replies",
+        quiet=True,
+    )
+    sent = Sent()
+    replier = Replier(sent)
+    request = wire.parse_request(doc)
+    replier.accepted(request)
+    run(request, big_dispatcher(), replier)
+    assert [d.get("status") or "result" for d in sent.documents()] == ["result"]
+
+
+def test_other_requests_get_every_status() -> None:
+    sent = Sent()
+    replier = Replier(sent)
+    request = blob_request(3)
+    replier.accepted(request)
+    run(request, big_dispatcher(), replier)
+    statuses = [d.get("status") or "result" for d in sent.documents()]
+    assert statuses == [wire.ACCEPTED, wire.STARTED, "result"]
+
+
+@pytest.mark.parametrize("value", [False, "yes", 1, None])
+def test_only_true_makes_a_request_quiet(value: object) -> None:
+    doc = blob_request(3).envelope
+    doc["quiet"] = value
+    assert not wire.parse_request(doc).quiet
