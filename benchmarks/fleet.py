@@ -184,6 +184,7 @@ def floor(url: Url, queues: list[str]) -> tuple[float, float, int]:
             args=("x",),
             replyto=replies,
             ttl=60,
+            quiet=True,  # as Fleet asks: the result alone
         ).dump()
         for queue in queues
     ]
