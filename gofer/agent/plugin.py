@@ -99,8 +99,10 @@ class Plugin:
     def detach(self, teardown: bool = True) -> None:
         """Stop consuming the plugin's queue; with ``teardown``, delete it when ``managed=2``.
 
-        Requests already accepted are not lost: those running finish, those
-        waiting stay journaled and run once the plugin is attached again.
+        Requests already accepted are not lost: those running finish before
+        this returns (within ``[main] drain_timeout``), those waiting stay
+        journaled and run once the plugin is attached again. Each is answered
+        on the broker it came from, even after a move to another one.
         """
         container = Plugin._container
         if container is not None and container.attachment is not None:
