@@ -73,7 +73,13 @@ class Plugin:
         self.catalog = Catalog(self.name, {}, {}, [], [], [])
         self._extensions: list[Catalog] = []
         #: Set by the plugin (``plugin.authenticator = obj``): checks its
-        #: requests and signs its replies instead of the descriptor's.
+        #: requests and signs its replies instead of the descriptor's
+        #: ``[messaging] authenticator`` (None: the descriptor's). goferd reads
+        #: it when it makes the plugin's runner: once the ``@load`` hooks have
+        #: run (so one set there serves from the start) and at each
+        #: :meth:`attach`. The runner serving when it is set keeps the one it
+        #: was made with, also for answering the requests it accepted. A
+        #: reload makes a new Plugin: set it again in a ``@load`` hook.
         self.authenticator: Any = None
         self.scheduler = _Scheduler(self)
 
