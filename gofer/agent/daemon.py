@@ -107,6 +107,11 @@ class Goferd:
         # Requests an unloaded runner took but never ran: a later runner runs
         # them, even where the journal marks them started.
         self._unrun: set[str] = set()
+        # The replier of the runner that took each of those: the next runner
+        # answers with it, on the broker the caller waits on, even after the
+        # plugin moved to another (tests/e2e/test_plugin_api.py). Not kept
+        # across a restart: the journal does not record brokers.
+        self._origins: dict[str, Replier] = {}
         self._started = False
 
     # -- life ---------------------------------------------------------------
@@ -362,6 +367,7 @@ class Goferd:
         busy = {sn for runner in self._retired for sn in runner.running()}
         pending = self.journal.pending()
         self._unrun.intersection_update(e.sn for e in pending)
+        self._origins = {e.sn: self._origins[e.sn] for e in pending if e.sn in self._origins}
         return [e for e in pending if e.plugin in plugins and e.sn not in busy]
 
     def _dispatcher(self, plugin: Plugin, plugins: dict[str, Plugin]) -> Dispatcher:
@@ -449,12 +455,13 @@ class Goferd:
             if request is None:
                 continue
             self._kept.discard(entry.sn)
+            replier = self._origins.pop(entry.sn, None)
             if entry.sn in self._unrun:
                 self._unrun.discard(entry.sn)
                 started = self.journal.is_started(entry.sn)
-                runner.submit(request, entry.received, started=started)
+                runner.submit(request, entry.received, started=started, replier=replier)
             else:
-                runner.submit(request, entry.received, replayed=True)
+                runner.submit(request, entry.received, replayed=True, replier=replier)
 
     def _journaled(self, entry: Entry) -> Request | None:
         """The request of a journal entry; None (and finished) if it cannot be read."""
@@ -516,7 +523,7 @@ class Goferd:
                     "journaled request %s kept until plugin %s loads again", entry.sn, entry.plugin
                 )
             return
-        replier = self._replier_of(entry.plugin, descriptor)
+        replier = self._origins.pop(entry.sn, None) or self._replier_of(entry.plugin, descriptor)
         if replier is None and request.replyto and not gone:
             log.error(
                 "request %s not answered (%s): no broker is known for plugin %s; kept",
@@ -594,7 +601,9 @@ class Goferd:
         runner.drain(self.config.main.drain_timeout)
         if runner.running():
             self._retired.append(runner)
-        self._unrun.update(runner.unrun())
+        unrun = runner.unrun()
+        self._unrun.update(unrun)
+        self._origins.update(dict.fromkeys(unrun, runner.replier))
 
     def _fatal(self, reason: str) -> None:
         self.on_fatal(reason)

@@ -73,7 +73,13 @@ class Plugin:
         self.catalog = Catalog(self.name, {}, {}, [], [], [])
         self._extensions: list[Catalog] = []
         #: Set by the plugin (``plugin.authenticator = obj``): checks its
-        #: requests and signs its replies instead of the descriptor's.
+        #: requests and signs its replies instead of the descriptor's
+        #: ``[messaging] authenticator`` (None: the descriptor's). goferd reads
+        #: it when it makes the plugin's runner: once the ``@load`` hooks have
+        #: run (so one set there serves from the start) and at each
+        #: :meth:`attach`. The runner serving when it is set keeps the one it
+        #: was made with, also for answering the requests it accepted. A
+        #: reload makes a new Plugin: set it again in a ``@load`` hook.
         self.authenticator: Any = None
         self.scheduler = _Scheduler(self)
 
@@ -99,8 +105,10 @@ class Plugin:
     def detach(self, teardown: bool = True) -> None:
         """Stop consuming the plugin's queue; with ``teardown``, delete it when ``managed=2``.
 
-        Requests already accepted are not lost: those running finish, those
-        waiting stay journaled and run once the plugin is attached again.
+        Requests already accepted are not lost: those running finish before
+        this returns (within ``[main] drain_timeout``), those waiting stay
+        journaled and run once the plugin is attached again. Each is answered
+        on the broker it came from, even after a move to another one.
         """
         container = Plugin._container
         if container is not None and container.attachment is not None:

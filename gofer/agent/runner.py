@@ -513,6 +513,7 @@ class PluginRunner:
         slot_taken: bool = False,
         started: bool = False,
         replayed: bool = False,
+        replier: Replier | None = None,
     ) -> None:
         """Run a journaled request on the worker pool.
 
@@ -524,6 +525,8 @@ class PluginRunner:
             replayed: it comes from the journal at start-up; if it had
                 started before goferd stopped, it is not run again but
                 answered with ``RequestInterruptedError``.
+            replier: what answers it when not this runner's own: that of
+                the runner that took it, whose broker its caller waits on.
         """
         if not slot_taken:
             self._slots.acquire()
@@ -531,7 +534,9 @@ class PluginRunner:
             self._running.add(request.sn)
         pool = self._admin_pool if request.classname == ADMIN else self._pool
         try:
-            future = pool.submit(self._work, request, received, started, replayed)
+            future = pool.submit(
+                self._work, request, received, started, replayed, replier or self.replier
+            )
         except RuntimeError:  # the pool is shut down: the journal keeps it
             self._done(request.sn)
             return
@@ -551,15 +556,19 @@ class PluginRunner:
             self._admin_held.discard(sn)
         (self._admin_slots if admin else self._slots).release()
 
-    def _work(self, request: Request, received: float, started: bool, replayed: bool) -> None:
+    def _work(
+        self, request: Request, received: float, started: bool, replayed: bool, replier: Replier
+    ) -> None:
         try:
-            self._run(request, received, started, replayed)
+            self._run(request, received, started, replayed, replier)
         except Exception:
             log.exception("plugin %s: request %s failed in the agent", self.name, request.sn)
         finally:
             self._done(request.sn)
 
-    def _run(self, request: Request, received: float, started: bool, replayed: bool) -> None:
+    def _run(
+        self, request: Request, received: float, started: bool, replayed: bool, replier: Replier
+    ) -> None:
         if self.latency > 0 and request.classname != ADMIN and not self._cancelled(request.sn):
             self._stopping.wait(self.latency)
         if self._stopping.is_set():
@@ -573,15 +582,15 @@ class PluginRunner:
         method = f"{request.classname}.{request.method}"
         if kept is not None:
             log.info("request %s: sending the result kept before goferd stopped", request.sn)
-            self.replier.result(request, json.loads(kept))
+            replier.result(request, json.loads(kept))
             self.metrics.finished(self.name, method, "resent", None)
         elif replayed and self.journal.is_started(request.sn):
             log.warning("request %s was running when goferd stopped; not run again", request.sn)
-            self.replier.result(request, _interrupted(request))
+            replier.result(request, _interrupted(request))
             self.metrics.finished(self.name, method, "interrupted", None)
         elif rejected is not None:
             log.info("request %s not run: %s", request.sn, rejected.description)
-            self.replier.reject(request, rejected)
+            replier.reject(request, rejected)
             self.metrics.finished(self.name, method, "rejected", None)
         else:
             log.debug("request %s: %s.%s() starts", request.sn, request.classname, request.method)
@@ -591,7 +600,7 @@ class PluginRunner:
             result = run(
                 request,
                 self.dispatcher,
-                self.replier,
+                replier,
                 lambda: self._cancelled(request.sn),
                 keep=self._keeper(request),
             )

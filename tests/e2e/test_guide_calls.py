@@ -24,7 +24,22 @@ Examples that cannot run exactly as the guide writes them, and what is done:
 - "Synchronous Invocation (specify timeout)", 1439: a stray line
   ``amqp://localhost`` (a syntax error) is left out.
 - "Progress Reporting", 1685: ``def progress_reported(report)`` lacks its
-  colon. Progress itself is tested in test_goferd.py.
+  colon. Its agent side, 1696-1728 (tests/e2e/plugins/guide/progress.py),
+  needs ``from time import sleep``, which it takes for granted, and loses
+  the stray ``)`` of 1727; MyClass.foo() and bar() are called with a
+  progress callback as the caller side calls Dog.bark().
+- "Writing A Plugin" > "Security", the callable secret, 514-524
+  (tests/e2e/plugins/guide/mysecret_callable.py): ``getsecret()``'s body is
+  a placeholder (``...``) with its ``return`` indented less (an
+  IndentationError); the placeholder is filled in with the secret the
+  guide's caller gives (500), and the caller of 500-501 calls it.
+- "Tools" > "Command Line Interface" > "Remote Method Invocation", the Dog
+  of 670-681 (tests/e2e/plugins/guide/cli_dog.py): ``wag()`` is indented
+  by three spaces where ``bark()`` has four (an IndentationError), and
+  ``@remote`` is used without the import the guide takes for granted; both
+  fixed, ``print`` made a function. The ``gofer rmi`` commands of 683-696
+  run as written but for their URL: ``qpid+amqp://`` is the AMQP 0-10
+  adapter, which RabbitMQ does not speak; ``amqp://localhost`` serves.
 - The agent side of "Define Agent-side" (``from gofer.rmi.model.FORK``,
   undefined ``cfg``), of the stand-alone function of "Writing A Plugin"
   (``hello(self)``, which nobody passes) and of "Class Constructor
@@ -42,8 +57,12 @@ Examples that cannot run exactly as the guide writes them, and what is done:
 from __future__ import annotations
 
 import importlib
+import os
 import re
 import shutil
+import subprocess
+import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -55,7 +74,7 @@ from gofer.errors import NotAuthorized
 from gofer.messaging import Queue, Reader
 from gofer.messaging.connection import Connection
 from tests import brokers
-from tests.e2e.conftest import PLUGINS, Goferd
+from tests.e2e.conftest import PLUGINS, REPO, Goferd
 
 # The formatter would re-indent the guide's code: this file keeps it as written.
 # fmt: off
@@ -78,6 +97,8 @@ def guide_agent(url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     shutil.copy(GUIDE / "myplugin_guide.py", modules / "myplugin.py")
     shutil.copy(GUIDE / "mysecret.py", modules / "mysecret.py")
     shutil.copy(GUIDE / "kennel.py", modules / "kennel.py")
+    for name in ("mysecret_callable", "progress", "cli_dog"):
+        shutil.copy(GUIDE / f"{name}.py", modules / f"{name}.py")
     goferd.write_descriptor(
         "plugin",
         {
@@ -91,17 +112,23 @@ def guide_agent(url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         "myplugin",
         {"main": {"enabled": 1}, "messaging": {"url": "amqp://localhost"}, "model": {"queue": "123"}},
     )
-    for name, queue in (("mysecret", "secure"), ("kennel", "kennel")):
+    for name, queue, threads in (
+        ("mysecret", "secure", 1),
+        ("kennel", "kennel", 1),
+        ("mysecret_callable", "secure-callable", 1),
+        ("progress", "progress", 2),  # foo and bar at once: ten seconds each
+        ("cli_dog", "demo", 1),  # the queue the guide's "gofer rmi" examples name
+    ):
         goferd.write_descriptor(
             name,
-            {"main": {"enabled": 1}, "messaging": {"url": "amqp://localhost"}, "model": {"queue": queue}},
+            {"main": {"enabled": 1, "threads": threads}, "messaging": {"url": "amqp://localhost"}, "model": {"queue": queue}},
         )
     goferd.start()
     yield goferd
     goferd.discard()
     connection = Connection(url)
     try:
-        for queue in ("test", "123", "secure", "kennel", "tasks", "foo"):
+        for queue in ("test", "123", "secure", "kennel", "tasks", "foo", "secure-callable", "progress", "demo", "replies"):
             connection.delete_queue(queue)
     finally:
         connection.close()
@@ -505,3 +532,65 @@ def test_class_constructor_arguments(guide_agent: Goferd) -> None:
     # end guide
     assert dog.bark('howdy') == 'max (5): howdy'
     assert dog('rover', age=10).wag() == 'rover (10) wags'
+
+
+def test_writing_a_plugin_security_with_a_callable_secret(guide_agent: Goferd) -> None:
+    from gofer.proxy import Agent
+
+    agent = Agent('amqp://localhost', 'secure-callable')
+    # guide: "Writing A Plugin" > "Security", 500-501, against MyClass of 514-524
+    c = agent.MyClass(secret='mycathas9lives')
+    c.hello()
+    # end guide
+    assert c.hello() == 'MyPlugin says, "hello".'
+    with pytest.raises(NotAuthorized):
+        agent.MyClass(secret='wrong').hello()
+
+
+def test_progress_reporting_agent_side(guide_agent: Goferd) -> None:
+    from gofer.proxy import Agent
+
+    agent = Agent('amqp://localhost', 'progress', wait=60)
+    reports: dict[str, list[Any]] = {"foo": [], "bar": []}
+    returned: dict[str, Any] = {}
+
+    def call(method: str) -> None:
+        # guide: the caller of "Progress Reporting", 1683-1690, calling MyClass of 1696-1728
+        my = agent.MyClass(progress=reports[method].append)
+        returned[method] = getattr(my, method)()
+        # end guide
+
+    callers = [threading.Thread(target=call, args=(method,)) for method in reports]
+    for caller in callers:
+        caller.start()
+    for caller in callers:
+        caller.join(60)
+    assert returned == {"foo": None, "bar": None}
+    for method, seen in reports.items():
+        completed = [report["completed"] for report in seen]
+        assert completed == sorted(completed), (method, seen)
+        assert completed[-1] == 10, (method, seen)
+        assert {report["total"] for report in seen} == {10}
+    assert reports["bar"][-1]["details"] == 'for: 9'
+
+
+def test_the_command_line_rmi_examples(guide_agent: Goferd) -> None:
+    # guide: "Tools" > "Command Line Interface" > "Remote Method Invocation", 683-696,
+    # each command with amqp://localhost for qpid+amqp://localhost
+    commands = [
+        'gofer rmi -u amqp://localhost -a demo -t Dog.bark howdy',
+        'gofer rmi -u amqp://localhost -a demo -t Dog.wag 3',
+        'gofer rmi -u amqp://localhost -a demo -r replies -t Dog.bark howdy',
+    ]
+    # end guide
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    out = [
+        subprocess.run(
+            [sys.executable, str(REPO / "bin/gofer"), *command.split()[1:]],
+            capture_output=True, text=True, env=env, timeout=60, check=True,
+        ).stdout.strip()
+        for command in commands
+    ]
+    assert out[0] == BARKED + ' "howdy"'
+    assert out[1] == WAGGED
+    assert SN.match(out[2]), out[2]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import queue
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -86,3 +87,19 @@ def test_deleted_paths_are_no_longer_watched(monitor: PathMonitor, tmp_path: Pat
     monitor.add(str(path), seen.put)
     monitor.delete(str(path), seen.put)
     assert monitor.paths() == []
+
+
+def test_abort_ends_the_thread_and_no_callback_follows(tmp_path: Path) -> None:
+    path = tmp_path / "h"
+    path.write_text("a")
+    monitor = PathMonitor(precision=0.02)
+    seen = changes(monitor, path)
+    monitor.start()
+    assert not monitor.aborted()
+    monitor.abort()
+    monitor.join(2)
+    assert not monitor.is_alive()
+    assert monitor.aborted()
+    bump(path, "b")
+    time.sleep(0.1)  # several looks' worth, had it gone on
+    assert seen.empty()
