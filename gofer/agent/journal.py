@@ -59,6 +59,8 @@ Files in the journal directory (mode 0700; files 0600):
   was replacing is still whole).
 - ``journal.log.damaged-<UTC time>[.n]``: a log whose header was not a
   journal's, kept for an operator (see ``Journal._salvage``); never read again.
+- ``origins/``: not the journal's but goferd's, beside it: each plugin's
+  broker settings, to answer its requests once it is gone (:mod:`gofer.agent.origins`).
 
 ``journal.log`` is ``b"gofer-journal 1\\n"`` followed by records, each::
 
@@ -107,7 +109,7 @@ from types import TracebackType
 from typing import NamedTuple
 
 from gofer.agent import locks
-from gofer.agent.paths import make_directory, unsafe_directory
+from gofer.agent.paths import fsync_directory, make_directory, unsafe_directory
 from gofer.errors import ConfigError, GoferError
 from gofer.messaging import auth
 from gofer.rmi.wire import valid_sn
@@ -171,7 +173,7 @@ class Entry:
 
     def __post_init__(self) -> None:
         check_sn(self.sn)
-        if not isinstance(self.plugin, str) or not _PLUGIN_NAME.fullmatch(self.plugin):
+        if not isinstance(self.plugin, str) or not valid_plugin_name(self.plugin):
             raise JournalError(f"not a plugin name: {_shown(self.plugin)}")
         if not isinstance(self.body, bytes) or len(self.body) > MAX_BODY:
             raise JournalError(f"body of {self.sn} must be bytes of at most {MAX_BODY}")
@@ -192,6 +194,11 @@ def carries_credentials(body: bytes) -> bool:
     except GoferError:
         return False  # nothing goferd could read was journaled, nor holds a readable secret
     return document.get("secret") is not None or document.get("pam") is not None
+
+
+def valid_plugin_name(name: str) -> bool:
+    """True if ``name`` is a plugin name the journal takes (and a safe file name)."""
+    return _PLUGIN_NAME.fullmatch(name) is not None
 
 
 def check_sn(sn: object) -> str:
@@ -761,7 +768,7 @@ class Journal:
             os.close(fd)
             _unlink(temp)
             raise _TempWriteError(str(exc)) from exc
-        _fsync_directory(self.directory)
+        fsync_directory(self.directory)
         return fd, size
 
 
@@ -1024,14 +1031,6 @@ def _second_name(path: Path) -> Path:
     raise JournalError(f"{path} is not a gofer journal, and {stem}.* are too many to add one")
 
 
-def _fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _unlink(path: Path) -> None:
     try:
         path.unlink()
@@ -1047,7 +1046,7 @@ def _take_lock(directory: Path) -> int:
     try:
         if not directory.exists():
             make_directory(directory, 0o700)
-            _fsync_directory(directory.parent)  # so the journal's own entry survives a crash
+            fsync_directory(directory.parent)  # so the journal's own entry survives a crash
         # Whoever owns it can read every request and plant new ones: goferd's user only.
         unsafe = unsafe_directory(directory, {os.geteuid()})
         if unsafe is not None:

@@ -195,6 +195,21 @@ def journal_while_stopped(agentd: Agentd) -> str:
     return str(doc["sn"])
 
 
+def test_a_descriptor_deleted_while_goferd_is_stopped_answers_on_the_broker_it_served(
+    agentd: Agentd,
+) -> None:
+    agentd.start()
+    agentd.stop()
+    sn = journal_while_stopped(agentd)
+    agentd.descriptor.unlink()
+    goferd = agentd.start()
+    assert_removed(agentd.reply(sn))
+    assert_finished(goferd, sn)
+    goferd._sweep()
+    # Nothing is left to answer: the plugin's kept settings go too.
+    assert goferd.origins.plugins() == []
+
+
 def test_requests_whose_broker_goferd_never_knew_are_dropped_and_logged(
     agentd: Agentd, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -204,3 +219,21 @@ def test_requests_whose_broker_goferd_never_knew_are_dropped_and_logged(
     assert_finished(goferd, sn)
     assert "dropped unanswered" in caplog.text
     assert agentd.reader.get(timeout=0.2) is None
+
+
+def test_kept_settings_follow_the_descriptor_and_stay_while_the_plugin_is_there(
+    agentd: Agentd,
+) -> None:
+    goferd = agentd.start()
+    assert goferd.origins.plugins() == ["dog"]
+    kept = goferd.origins.of("dog")
+    assert kept is not None
+    assert str(kept.url) == agentd.url
+    path = goferd.origins.directory / "dog.json"
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert goferd.origins.directory.stat().st_mode & 0o777 == 0o700
+    written = path.stat().st_ino
+    agentd.stop()
+    goferd = agentd.start()
+    assert goferd.origins.of("dog") == kept
+    assert path.stat().st_ino == written  # the same settings: not written again
