@@ -108,7 +108,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import NamedTuple
 
-from gofer.agent import locks
+from gofer import owned
 from gofer.agent.paths import fsync_directory, make_directory, unsafe_directory
 from gofer.errors import ConfigError, GoferError
 from gofer.messaging import auth
@@ -472,7 +472,7 @@ class Journal:
             self._queued.notify()
         self._writer.join()
         if not already:
-            os.close(self._fd)
+            owned.close(self._fd)
             _release_lock(self._lock_fd)
 
     def __enter__(self) -> Journal:
@@ -659,7 +659,7 @@ class Journal:
             log.info("journal %s: rewriting the log without finished requests' secrets", path)
             return self._rewrite()
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+            fd = owned.open_file(path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
         except OSError as exc:
             raise JournalError(f"cannot open {path}: {exc}") from exc
         return fd, len(data)
@@ -751,7 +751,7 @@ class Journal:
 
     def _fd_swap(self, fd: int, size: int) -> None:
         old, self._fd, self._size = self._fd, fd, size
-        os.close(old)
+        owned.close(old)
 
     def _rewrite(self) -> tuple[int, int]:
         """Atomically replace the log with the live records; returns its descriptor and size.
@@ -765,7 +765,7 @@ class Journal:
         try:
             os.rename(temp, self.directory / LOG_NAME)
         except OSError as exc:
-            os.close(fd)
+            owned.close(fd)
             _unlink(temp)
             raise _TempWriteError(str(exc)) from exc
         fsync_directory(self.directory)
@@ -989,7 +989,8 @@ def _write_all(fd: int, data: bytes) -> None:
 def _write_temp(path: Path, chunks: Iterator[bytes]) -> tuple[int, int]:
     """Write a new file from chunks and fsync it; returns its open descriptor and size."""
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        # It becomes the log: a forked child must not inherit it.
+        fd = owned.open_file(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
     except OSError as exc:
         raise _TempWriteError(f"cannot create {path}: {exc}") from exc
     try:
@@ -1006,7 +1007,7 @@ def _write_temp(path: Path, chunks: Iterator[bytes]) -> tuple[int, int]:
         size += buffered
         os.fsync(fd)
     except OSError as exc:
-        os.close(fd)
+        owned.close(fd)
         _unlink(path)
         raise _TempWriteError(f"cannot write {path}: {exc}") from exc
     return fd, size
@@ -1051,15 +1052,15 @@ def _take_lock(directory: Path) -> int:
         unsafe = unsafe_directory(directory, {os.geteuid()})
         if unsafe is not None:
             raise JournalConfigError(f"refusing the journal directory: {unsafe}")
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+        # A forked child must not keep the journal locked.
+        fd = owned.open_file(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
     except OSError as exc:
         raise JournalError(f"cannot use the journal directory {directory}: {exc}") from exc
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as exc:
-        os.close(fd)
+        owned.close(fd)
         raise JournalError(f"the journal {directory} is in use ({path} is locked)") from exc
-    locks.held(fd)  # a fork-model child must not keep the journal locked
     _warn_if_open_to_others(directory)
     return fd
 
@@ -1075,5 +1076,4 @@ def _warn_if_open_to_others(directory: Path) -> None:
 
 
 def _release_lock(fd: int) -> None:
-    locks.released(fd)
-    os.close(fd)  # closing the only descriptor releases the flock
+    owned.close(fd)  # closing the only descriptor releases the flock
