@@ -23,6 +23,7 @@ from gofer.agent.config import (
     DESCRIPTOR_SUFFIXES,
     AgentConfig,
     Descriptor,
+    MessagingSection,
     load_descriptor,
     load_descriptors,
 )
@@ -31,6 +32,7 @@ from gofer.agent.journal import Entry, Journal
 from gofer.agent.management import ManagementError, ManagementServer
 from gofer.agent.metrics import Family, Metrics, process_families, render
 from gofer.agent.monitor import Changes, DescriptorWatch
+from gofer.agent.origins import Origins
 from gofer.agent.paths import Paths
 from gofer.agent.plugin import Plugin, PluginContainer, PluginError
 from gofer.agent.runner import PluginRunner, carries_secrets
@@ -74,6 +76,8 @@ class Goferd:
         self.scheduler = Scheduler(splay=config.main.action_splay)
         self.metrics = Metrics()
         self.journal: Journal | None = None
+        # Each plugin's broker settings, kept to answer its requests once it is gone.
+        self.origins = Origins(paths.journal / "origins")
         self.runners: dict[str, PluginRunner] = {}
         self.connections: dict[tuple[Broker, Backoff], Connection] = {}
         self.management: ManagementServer | None = None
@@ -347,6 +351,7 @@ class Goferd:
                     log.error("plugin %s serves no queue: %s", plugin.name, exc)
                     continue
                 if runner is not None:
+                    self._keep_origin(plugin)
                     self.runners[plugin.name] = runner
                     self._repliers[plugin.name] = runner.replier
                     started.append(runner)
@@ -356,6 +361,19 @@ class Goferd:
                 runner.start()
         if left:
             self._replay(left)
+
+    def _keep_origin(self, plugin: Plugin) -> None:
+        """Keep the settings a plugin's requests are answered with, before it takes any."""
+        try:
+            self.origins.keep(plugin.name, plugin.descriptor.messaging)
+        except (OSError, ValueError) as exc:  # ValueError: a name the journal takes neither
+            log.error(
+                "plugin %s: cannot keep its broker settings in %s (its requests cannot be"
+                " answered if it is removed while goferd is stopped): %s",
+                plugin.name,
+                self.origins.directory,
+                exc,
+            )
 
     def _left_by(self, plugins: set[str]) -> list[Entry]:
         """The journaled requests of ``plugins`` that no runner holds."""
@@ -420,7 +438,8 @@ class Goferd:
             managed=descriptor.model.managed,
             expiration=descriptor.model.expiration,
             queue_type=descriptor.model.queue_type,
-            authenticator=plugin.authenticator or _authenticator(descriptor),
+            authenticator=plugin.authenticator
+            or _authenticator(descriptor.messaging, str(descriptor.path)),
             on_fatal=self._fatal,
             metrics=self.metrics,
         )
@@ -481,8 +500,11 @@ class Goferd:
         requests until it loads again, when its runner takes them; the ones
         that expire meanwhile are answered ``request.expired``. The requests
         of a plugin removed for good (no descriptor names it, or it is
-        disabled) are answered ``request.plugin``. Only a request no reply
-        can be sent for (its plugin's broker is unknown) is dropped, logged.
+        disabled) are answered ``request.plugin``, on the broker it last
+        served on when its descriptor is gone (:mod:`gofer.agent.origins`).
+        Only a request no reply can be sent for (its plugin's broker is
+        unknown: it never served a queue under a gofer that kept its
+        settings) is dropped, logged.
         """
         with self._plugins_lock:
             if self.journal is None or not self._started:
@@ -490,11 +512,26 @@ class Goferd:
             with self._lock:
                 unserved = {e.plugin for e in self.journal.pending()} - set(self.runners)
             for entry in self._left_by(unserved):
-                if entry.sn in self._unrun or self.runners.get(entry.plugin) is not None:
+                # One an unloaded runner took but never ran is kept or answered
+                # as any other: its plugin may be gone for good (test_orphans.py).
+                if self.runners.get(entry.plugin) is not None:
                     continue
                 request = self._journaled(entry)
                 if request is not None:
                     self._orphaned(entry, request)
+            self._forget_origins()
+
+    def _forget_origins(self) -> None:
+        """Drop the kept settings of plugins removed for good that have no request left."""
+        assert self.journal is not None
+        if self._unreadable_descriptors:
+            return  # a plugin whose descriptor does not parse is not gone
+        waiting = {entry.plugin for entry in self.journal.pending()}
+        for name in self.origins.plugins():
+            loaded = self.container.find(name) is not None
+            if name not in self._descriptors and name not in waiting and not loaded:
+                self.origins.forget(name)
+                self._repliers.pop(name, None)
 
     def _orphaned(self, entry: Entry, request: Request) -> None:
         """Keep or answer one journaled request whose plugin serves no queue."""
@@ -543,22 +580,34 @@ class Goferd:
         if replier is not None:
             replier.reject(request, rejected)
         self._kept.discard(entry.sn)
+        self._unrun.discard(entry.sn)
         self.journal.finish(entry.sn, scrub=carries_secrets(request))
 
     def _replier_of(self, plugin: str, descriptor: Descriptor | None) -> Replier | None:
-        """Where a plugin without a runner answers: its last runner's replier, or its broker's."""
+        """Where a plugin without a runner answers.
+
+        Its last runner's replier; else its descriptor's broker; else, its
+        descriptor gone, the broker it last served on (kept in :attr:`origins`).
+        """
         replier = self._repliers.get(plugin)
-        if replier is not None or descriptor is None:
+        if replier is not None:
             return replier
-        broker = descriptor.messaging.broker()
+        if descriptor is not None:
+            messaging, source = descriptor.messaging, str(descriptor.path)
+        else:
+            kept = self.origins.of(plugin)
+            if kept is None:
+                return None
+            messaging, source = kept, str(self.origins.path(plugin))
+        broker = messaging.broker()
         if broker is None:
             return None
         try:
-            authenticator = _authenticator(descriptor)
+            authenticator = _authenticator(messaging, source)
         except ConfigError as exc:
             log.error("plugin %s: cannot answer its requests: %s", plugin, exc)
             return None
-        connection = self._connection(broker, descriptor.messaging.reconnect())
+        connection = self._connection(broker, messaging.reconnect())
         replier = Replier(connection.send, authenticator)
         self._repliers[plugin] = replier
         return replier
@@ -832,9 +881,9 @@ def _text(args: dict[str, Any], key: str) -> str:
     return value
 
 
-def _authenticator(descriptor: Descriptor) -> auth.Authenticator | None:
-    """The descriptor's ``[messaging] authenticator`` (a dotted path to a class or object)."""
-    dotted = descriptor.messaging.authenticator
+def _authenticator(messaging: MessagingSection, source: str) -> auth.Authenticator | None:
+    """The ``[messaging] authenticator`` (a dotted path to a class or object) of ``source``."""
+    dotted = messaging.authenticator
     if not dotted:
         return None
     module_name, _, attribute = dotted.rpartition(".")
@@ -844,14 +893,14 @@ def _authenticator(descriptor: Descriptor) -> auth.Authenticator | None:
     except Exception as exc:
         raise ConfigError(
             f"authenticator {dotted!r} cannot be loaded: {exc}",
-            str(descriptor.path),
+            source,
             "messaging",
             "authenticator",
         ) from exc
     if not isinstance(made, auth.Authenticator):
         raise ConfigError(
             f"{dotted!r} is not an Authenticator",
-            str(descriptor.path),
+            source,
             "messaging",
             "authenticator",
         )

@@ -59,6 +59,8 @@ Files in the journal directory (mode 0700; files 0600):
   was replacing is still whole).
 - ``journal.log.damaged-<UTC time>[.n]``: a log whose header was not a
   journal's, kept for an operator (see ``Journal._salvage``); never read again.
+- ``origins/``: not the journal's but goferd's, beside it: each plugin's
+  broker settings, to answer its requests once it is gone (:mod:`gofer.agent.origins`).
 
 ``journal.log`` is ``b"gofer-journal 1\\n"`` followed by records, each::
 
@@ -106,8 +108,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import NamedTuple
 
-from gofer.agent import locks
-from gofer.agent.paths import make_directory, unsafe_directory
+from gofer import owned
+from gofer.agent.paths import fsync_directory, make_directory, unsafe_directory
 from gofer.errors import ConfigError, GoferError
 from gofer.messaging import auth
 from gofer.rmi.wire import valid_sn
@@ -171,7 +173,7 @@ class Entry:
 
     def __post_init__(self) -> None:
         check_sn(self.sn)
-        if not isinstance(self.plugin, str) or not _PLUGIN_NAME.fullmatch(self.plugin):
+        if not isinstance(self.plugin, str) or not valid_plugin_name(self.plugin):
             raise JournalError(f"not a plugin name: {_shown(self.plugin)}")
         if not isinstance(self.body, bytes) or len(self.body) > MAX_BODY:
             raise JournalError(f"body of {self.sn} must be bytes of at most {MAX_BODY}")
@@ -192,6 +194,11 @@ def carries_credentials(body: bytes) -> bool:
     except GoferError:
         return False  # nothing goferd could read was journaled, nor holds a readable secret
     return document.get("secret") is not None or document.get("pam") is not None
+
+
+def valid_plugin_name(name: str) -> bool:
+    """True if ``name`` is a plugin name the journal takes (and a safe file name)."""
+    return _PLUGIN_NAME.fullmatch(name) is not None
 
 
 def check_sn(sn: object) -> str:
@@ -465,7 +472,7 @@ class Journal:
             self._queued.notify()
         self._writer.join()
         if not already:
-            os.close(self._fd)
+            owned.close(self._fd)
             _release_lock(self._lock_fd)
 
     def __enter__(self) -> Journal:
@@ -652,7 +659,7 @@ class Journal:
             log.info("journal %s: rewriting the log without finished requests' secrets", path)
             return self._rewrite()
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+            fd = owned.open_file(path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
         except OSError as exc:
             raise JournalError(f"cannot open {path}: {exc}") from exc
         return fd, len(data)
@@ -744,7 +751,7 @@ class Journal:
 
     def _fd_swap(self, fd: int, size: int) -> None:
         old, self._fd, self._size = self._fd, fd, size
-        os.close(old)
+        owned.close(old)
 
     def _rewrite(self) -> tuple[int, int]:
         """Atomically replace the log with the live records; returns its descriptor and size.
@@ -758,10 +765,10 @@ class Journal:
         try:
             os.rename(temp, self.directory / LOG_NAME)
         except OSError as exc:
-            os.close(fd)
+            owned.close(fd)
             _unlink(temp)
             raise _TempWriteError(str(exc)) from exc
-        _fsync_directory(self.directory)
+        fsync_directory(self.directory)
         return fd, size
 
 
@@ -982,7 +989,8 @@ def _write_all(fd: int, data: bytes) -> None:
 def _write_temp(path: Path, chunks: Iterator[bytes]) -> tuple[int, int]:
     """Write a new file from chunks and fsync it; returns its open descriptor and size."""
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        # It becomes the log: a forked child must not inherit it.
+        fd = owned.open_file(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
     except OSError as exc:
         raise _TempWriteError(f"cannot create {path}: {exc}") from exc
     try:
@@ -999,7 +1007,7 @@ def _write_temp(path: Path, chunks: Iterator[bytes]) -> tuple[int, int]:
         size += buffered
         os.fsync(fd)
     except OSError as exc:
-        os.close(fd)
+        owned.close(fd)
         _unlink(path)
         raise _TempWriteError(f"cannot write {path}: {exc}") from exc
     return fd, size
@@ -1024,14 +1032,6 @@ def _second_name(path: Path) -> Path:
     raise JournalError(f"{path} is not a gofer journal, and {stem}.* are too many to add one")
 
 
-def _fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _unlink(path: Path) -> None:
     try:
         path.unlink()
@@ -1047,20 +1047,20 @@ def _take_lock(directory: Path) -> int:
     try:
         if not directory.exists():
             make_directory(directory, 0o700)
-            _fsync_directory(directory.parent)  # so the journal's own entry survives a crash
+            fsync_directory(directory.parent)  # so the journal's own entry survives a crash
         # Whoever owns it can read every request and plant new ones: goferd's user only.
         unsafe = unsafe_directory(directory, {os.geteuid()})
         if unsafe is not None:
             raise JournalConfigError(f"refusing the journal directory: {unsafe}")
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+        # A forked child must not keep the journal locked.
+        fd = owned.open_file(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
     except OSError as exc:
         raise JournalError(f"cannot use the journal directory {directory}: {exc}") from exc
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as exc:
-        os.close(fd)
+        owned.close(fd)
         raise JournalError(f"the journal {directory} is in use ({path} is locked)") from exc
-    locks.held(fd)  # a fork-model child must not keep the journal locked
     _warn_if_open_to_others(directory)
     return fd
 
@@ -1076,5 +1076,4 @@ def _warn_if_open_to_others(directory: Path) -> None:
 
 
 def _release_lock(fd: int) -> None:
-    locks.released(fd)
-    os.close(fd)  # closing the only descriptor releases the flock
+    owned.close(fd)  # closing the only descriptor releases the flock

@@ -131,6 +131,19 @@ def make_directory(directory: Path, mode: int) -> None:
         os.chmod(path, mode if path == directory else 0o755)
 
 
+def fsync_directory(directory: Path) -> None:
+    """Make the entries of ``directory`` durable (after a create, rename or unlink in it).
+
+    Raises:
+        OSError: it cannot be opened or synced.
+    """
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 class UnsafeDirectoryError(ConfigError):
     """goferd refuses a directory of its own that another user owns or may write to.
 

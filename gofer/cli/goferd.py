@@ -15,8 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
 
-from gofer import __version__
-from gofer.agent import locks, logs, metrics, notify
+from gofer import __version__, owned
+from gofer.agent import logs, metrics, notify
 from gofer.agent.config import load_agent_config
 from gofer.agent.daemon import Goferd
 from gofer.agent.paths import Paths, UnsafeDirectoryError, make_directory, unsafe_directory
@@ -209,7 +209,8 @@ def pid_lock(path: Path) -> Iterator[None]:
         if unsafe is not None:
             raise UnsafeDirectoryError(f"refusing the pid file's directory: {unsafe}")
         # Never through a link: root would write (and lock) whatever it points to.
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        # Owned: a forked child does not keep it (nor, with it, the lock).
+        fd = owned.open_file(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
     except OSError as exc:
         raise GoferError(f"cannot use the pid file {path}: {exc}") from exc
     try:
@@ -221,13 +222,11 @@ def pid_lock(path: Path) -> Iterator[None]:
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         os.set_inheritable(fd, False)
-        locks.held(fd)  # a fork-model child must not keep it
         yield
         with contextlib.suppress(OSError):
             os.unlink(path)
     finally:
-        locks.released(fd)
-        os.close(fd)
+        owned.close(fd)
 
 
 if __name__ == "__main__":

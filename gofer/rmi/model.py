@@ -35,9 +35,12 @@ Forking a threaded process copies only the forking thread, and a lock that
 another thread held at that moment stays locked in the child forever. The
 child is therefore kept small: it puts its standard input on ``/dev/null``
 (and a closed fd 1 or 2 too, so that no file lands there: :mod:`gofer.rmi.stdio`),
-closes the agent's sockets (broker
-connections, management listeners; not logging's), so that a child outliving
-a killed agent holds nothing the next agent needs, resets inherited signal
+holds none of the agent's descriptors but its own result pipe (the agent's
+files, locks and pipes, the other children's pipes among them, close at
+fork: :mod:`gofer.owned`; its sockets and event descriptors, logging's
+excepted, by kind: :func:`_close_inherited`), so that a child outliving a
+killed agent holds nothing the next agent needs, while the plugin's own
+files stay open for its method; it resets inherited signal
 handlers and the signal wake-up fd (so the agent's own shutdown handlers never run in it),
 puts fresh ``sys.stdout``/``sys.stderr`` objects over fds 1 and 2 (so it
 neither blocks on a buffer lock nor repeats the agent's unflushed output),
@@ -51,8 +54,9 @@ run with the fork model must not use locks or connections that other agent
 threads use (for example the agent's broker connections), exactly as in
 gofer 2.x. A child that hangs anyway is stopped by cancellation.
 
-The parent never waits for end-of-file alone, because a child forked by a
-concurrent call inherits this call's pipe and may hold it open: it also polls
+The parent never waits for end-of-file alone, because something forked
+meanwhile may hold this call's pipe open (a plugin's subprocess, say; other
+fork-model children close it at fork): it also polls
 whether its child has exited (without reaping it, so the process group id
 stays reserved until the group has been signalled), then drains the pipe.
 Every pipe end is closed and every child reaped, whatever happens.
@@ -80,6 +84,7 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, NoReturn, TextIO
 
+from gofer import owned
 from gofer.errors import RmiError
 from gofer.rmi import stdio
 from gofer.rmi.context import Context, activate
@@ -309,20 +314,22 @@ class _Sanitizer:
 
 def _fork_call(call: Call, context: Context, grace: float) -> Outcome:
     try:
-        read_fd, write_fd = os.pipe()
+        # Owned: a child forked for another call meanwhile does not keep either end.
+        read_fd, write_fd = owned.pipe()
     except OSError as exc:
         log.error("cannot make a pipe for request %s: %s", context.sn, exc)
         return _failure(exc)
     try:
-        pid, mask = _fork()
+        with owned.child_keeps(write_fd):  # the read end closes in the child with goferd's
+            pid, mask = _fork()
     except OSError as exc:
-        os.close(read_fd)
-        os.close(write_fd)
+        owned.close(read_fd)
+        owned.close(write_fd)
         log.error("cannot fork for request %s: %s", context.sn, exc)
         return _failure(exc)
     if pid == 0:
-        _child(read_fd, write_fd, call, context, mask)
-    os.close(write_fd)
+        _child(write_fd, call, context, mask)
+    owned.close(write_fd)
     _set_group(pid)
     log.debug("request %s runs in child process %d", context.sn, pid)
     return _Supervisor(pid, read_fd, context, grace).supervise()
@@ -369,15 +376,16 @@ def _set_group(pid: int) -> None:
         log.debug("setpgid(%d) failed: %s", pid, exc)
 
 
-def _child(
-    read_fd: int, write_fd: int, call: Call, context: Context, mask: Iterable[int]
-) -> NoReturn:
-    """Run the call in the forked child and leave; never returns into the agent's code."""
+def _child(write_fd: int, call: Call, context: Context, mask: Iterable[int]) -> NoReturn:
+    """Run the call in the forked child and leave; never returns into the agent's code.
+
+    goferd's own descriptors (:mod:`gofer.owned`) are closed already, its
+    other children's pipes included.
+    """
     status = _EX_SOFTWARE
     try:
-        os.close(read_fd)
         write_fd = stdio.for_child(write_fd)
-        _close_inherited_sockets(keep={write_fd})
+        _close_inherited(keep={write_fd})
         os.setpgid(0, 0)
         _reset_signals()
         streams = _fresh_std_streams()
@@ -402,24 +410,42 @@ def _child_call(write_fd: int, call: Call, context: Context, mask: Iterable[int]
     return 0
 
 
-def _close_inherited_sockets(keep: set[int]) -> None:
-    """Close the agent's sockets the child inherited (its logging's excepted).
+def _close_inherited(keep: set[int]) -> None:
+    """Close the sockets and event descriptors the child inherited (its logging's excepted).
 
-    A child that outlives a killed agent would otherwise hold the agent's
-    broker connections (and the messages they were delivered), its
-    management listener and whatever else it had open to the network; the
-    agent's locked files close themselves at fork (``os.register_at_fork``).
-    Files the plugin opened stay open; its sockets close with the agent's.
+    goferd's own files and pipes closed at fork (:mod:`gofer.owned`); these
+    are the descriptors its libraries opened, which it cannot list, told by
+    their kind. Sockets: a child that outlives a killed agent would otherwise
+    hold its broker connections (and the messages they were delivered) and
+    its management listener; the plugin's own sockets close with them, as
+    they always have. Event descriptors (epoll sets, eventfd, inotify,
+    signalfd, timerfd): each is one kernel object shared with the agent, whose
+    threads wait on it; a method reading one would take the agent's events.
+    Everything else the plugin opened stays open: its method may use it.
     """
     keep = keep | {0, 1, 2} | _logging_fds()
     for fd in _open_fds():
-        if fd in keep:
-            continue
-        try:
-            if stat.S_ISSOCK(os.fstat(fd).st_mode):
+        if fd not in keep and _inherited_kind(fd):
+            with contextlib.suppress(OSError):
                 os.close(fd)
-        except OSError:
-            continue
+
+
+#: ``/proc/self/fd`` link targets of event descriptors (``anon_inode:<name>``).
+_EVENT_INODES = frozenset(
+    ("[eventpoll]", "[eventfd]", "inotify", "[signalfd]", "[timerfd]", "[fanotify]")
+)
+
+
+def _inherited_kind(fd: int) -> bool:
+    """True if ``fd`` is a socket or an event descriptor."""
+    try:
+        if stat.S_ISSOCK(os.fstat(fd).st_mode):
+            return True
+        target = os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:  # closed meanwhile, or no /proc: sockets only
+        return False
+    kind, _, name = target.partition(":")
+    return kind == "anon_inode" and name in _EVENT_INODES
 
 
 def _open_fds() -> list[int]:
@@ -629,7 +655,7 @@ class _Supervisor:
 
     def _close(self) -> None:
         if not self.closed:
-            os.close(self.fd)
+            owned.close(self.fd)
             self.closed = True
 
     def _reap(self) -> int:

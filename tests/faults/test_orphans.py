@@ -2,7 +2,7 @@
 
 The journal is written before goferd starts, as a goferd that stopped with
 requests accepted would have left it; then the plugin fails to load (its
-module raises), or is disabled.
+module raises), is disabled, or its descriptor is gone.
 """
 
 from __future__ import annotations
@@ -81,4 +81,18 @@ def test_requests_of_a_disabled_plugin_are_answered(
     reply = final(reply_queue, sn)
     assert reply["code"] == wire.UNKNOWN_PLUGIN
     assert "disabled" in reply["description"]
+    assert goferd.starts()[sn] == 0
+
+
+def test_requests_of_a_plugin_removed_while_goferd_was_stopped_are_answered(
+    fault_goferd: Callable[..., FaultGoferd], reply_queue: ReplyQueue
+) -> None:
+    goferd = fault_goferd()  # it served the plugin: goferd knows its broker from now on
+    goferd.stop()
+    sn = journaled(goferd, reply_queue, "removed")
+    (goferd.root / "etc/gofer/plugins/faults.conf").unlink()
+    goferd.start(consuming=False)
+    reply = final(reply_queue, sn)
+    assert reply["code"] == wire.UNKNOWN_PLUGIN
+    assert "removed" in reply["description"]
     assert goferd.starts()[sn] == 0

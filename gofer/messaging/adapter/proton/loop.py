@@ -33,6 +33,7 @@ from typing import Any, TypeVar, cast
 from proton import Event, Handler
 from proton.reactor import Container, EventInjector
 
+from gofer import owned
 from gofer.errors import ConnectError, ConnectionLostError, MessagingError, OperationTimeoutError
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,7 @@ class _Waker:
     """A pipe the reactor selects on; writing a byte makes the loop run the queued work."""
 
     def __init__(self, run: Callable[[], None]) -> None:
-        self._read_fd, self._write_fd = os.pipe()
+        self._read_fd, self._write_fd = owned.pipe()  # goferd's: no forked child keeps it
         os.set_blocking(self._read_fd, False)
         self._run = run
         self._selectable: Any = None
@@ -73,7 +74,7 @@ class _Waker:
     def close(self) -> None:
         for fd in (self._read_fd, self._write_fd):
             with contextlib.suppress(OSError):
-                os.close(fd)
+                owned.close(fd)
 
     # -- reactor events of the selectable ----------------------------------
 
