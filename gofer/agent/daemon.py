@@ -17,7 +17,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from gofer.agent import pam
+from gofer.agent import lifecycle, pam
 from gofer.agent.builtin import admin_catalog
 from gofer.agent.config import (
     DESCRIPTOR_SUFFIXES,
@@ -29,13 +29,14 @@ from gofer.agent.config import (
 )
 from gofer.agent.criteria import compile as compile_criteria
 from gofer.agent.journal import Entry, Journal
+from gofer.agent.lifecycle import Handover, carries_secrets
 from gofer.agent.management import ManagementError, ManagementServer
 from gofer.agent.metrics import Family, Metrics, process_families, render
 from gofer.agent.monitor import Changes, DescriptorWatch
 from gofer.agent.origins import Origins
 from gofer.agent.paths import Paths
 from gofer.agent.plugin import Plugin, PluginContainer, PluginError
-from gofer.agent.runner import PluginRunner, carries_secrets
+from gofer.agent.runner import PluginRunner
 from gofer.agent.scheduler import Scheduler
 from gofer.errors import ConfigError, GoferError
 from gofer.messaging import auth
@@ -46,7 +47,7 @@ from gofer.rmi import wire
 from gofer.rmi.catalog import Catalog
 from gofer.rmi.dispatcher import Dispatcher
 from gofer.rmi.serve import Refused, Replier, receive
-from gofer.rmi.wire import Request, RequestRejected
+from gofer.rmi.wire import Request
 
 log = logging.getLogger(__name__)
 
@@ -105,17 +106,8 @@ class Goferd:
         # Loading, reloading and unloading plugins come from signals (main
         # thread), management commands and the descriptor watch: one at a time.
         self._plugins_lock = threading.RLock()
-        # Runners unloaded with requests still running (past the drain
-        # timeout): those requests are theirs, not to be run again.
-        self._retired: list[PluginRunner] = []
-        # Requests an unloaded runner took but never ran: a later runner runs
-        # them, even where the journal marks them started.
-        self._unrun: set[str] = set()
-        # The replier of the runner that took each of those: the next runner
-        # answers with it, on the broker the caller waits on, even after the
-        # plugin moved to another (tests/e2e/test_plugin_api.py). Not kept
-        # across a restart: the journal does not record brokers.
-        self._origins: dict[str, Replier] = {}
+        # What a stopped runner leaves to the next, beside the journal.
+        self._handover = Handover()
         self._started = False
 
     # -- life ---------------------------------------------------------------
@@ -381,12 +373,7 @@ class Goferd:
             return []
         assert self.journal is not None
         self.journal.flush()  # finishes on their way: not to be taken as left
-        self._retired = [runner for runner in self._retired if runner.running()]
-        busy = {sn for runner in self._retired for sn in runner.running()}
-        pending = self.journal.pending()
-        self._unrun.intersection_update(e.sn for e in pending)
-        self._origins = {e.sn: self._origins[e.sn] for e in pending if e.sn in self._origins}
-        return [e for e in pending if e.plugin in plugins and e.sn not in busy]
+        return self._handover.left(self.journal.pending(), plugins)
 
     def _dispatcher(self, plugin: Plugin, plugins: dict[str, Plugin]) -> Dispatcher:
         """The plugin's own API, what it may forward to, and its Admin (which nothing hides).
@@ -474,9 +461,8 @@ class Goferd:
             if request is None:
                 continue
             self._kept.discard(entry.sn)
-            replier = self._origins.pop(entry.sn, None)
-            if entry.sn in self._unrun:
-                self._unrun.discard(entry.sn)
+            unrun, replier = self._handover.take(entry.sn)
+            if unrun:
                 started = self.journal.is_started(entry.sn)
                 runner.submit(request, entry.received, started=started, replier=replier)
             else:
@@ -538,29 +524,18 @@ class Goferd:
         assert self.journal is not None
         descriptor = self._descriptors.get(entry.plugin)
         gone = descriptor is None and not self._unreadable_descriptors
-        deadline = request.deadline(entry.received)
-        if descriptor is not None and not descriptor.main.enabled:
-            rejected = RequestRejected(
-                wire.UNKNOWN_PLUGIN, f"plugin {entry.plugin} is disabled; the request was not run"
-            )
-        elif gone:
-            rejected = RequestRejected(
-                wire.UNKNOWN_PLUGIN, f"plugin {entry.plugin} was removed; the request was not run"
-            )
-        elif deadline is not None and time.time() > deadline:
-            rejected = RequestRejected(
-                wire.EXPIRED,
-                f"request expired while plugin {entry.plugin} was not loaded",
-                {"ttl": request.ttl},
-            )
-        else:
+        # A descriptor that does not parse may name it: not gone, then.
+        enabled = None if gone else (descriptor is None or bool(descriptor.main.enabled))
+        decision = lifecycle.without_runner(entry.plugin, request, entry.received, enabled=enabled)
+        rejected = decision.rejected
+        if rejected is None:
             if entry.sn not in self._kept:  # said once, not at every look
                 self._kept.add(entry.sn)
                 log.warning(
                     "journaled request %s kept until plugin %s loads again", entry.sn, entry.plugin
                 )
             return
-        replier = self._origins.pop(entry.sn, None) or self._replier_of(entry.plugin, descriptor)
+        replier = self._handover.replier(entry.sn) or self._replier_of(entry.plugin, descriptor)
         if replier is None and request.replyto and not gone:
             log.error(
                 "request %s not answered (%s): no broker is known for plugin %s; kept",
@@ -580,7 +555,7 @@ class Goferd:
         if replier is not None:
             replier.reject(request, rejected)
         self._kept.discard(entry.sn)
-        self._unrun.discard(entry.sn)
+        self._handover.finished(entry.sn)
         self.journal.finish(entry.sn, scrub=carries_secrets(request))
 
     def _replier_of(self, plugin: str, descriptor: Descriptor | None) -> Replier | None:
@@ -648,11 +623,7 @@ class Goferd:
         """Stop a runner: requests running finish (within the drain bound); the others stay."""
         runner.stop_consuming()
         runner.drain(self.config.main.drain_timeout)
-        if runner.running():
-            self._retired.append(runner)
-        unrun = runner.unrun()
-        self._unrun.update(unrun)
-        self._origins.update(dict.fromkeys(unrun, runner.replier))
+        self._handover.retire(runner)
 
     def _fatal(self, reason: str) -> None:
         self.on_fatal(reason)

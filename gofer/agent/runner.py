@@ -21,7 +21,9 @@ request is accepted, and lets ``Admin.cancel(criteria=...)`` reach requests
 waiting for a worker; cancelling by serial number also works for requests
 still in the broker's queue (the mark waits in the journal). A request that will not run
 (malformed, not authentic, expired, cancelled) is answered ``rejected``
-when it has a reply address, and logged either way.
+when it has a reply address, and logged either way. What a worker does with a
+request it is handed (run, resend a kept result, answer interrupted, reject)
+is decided in :mod:`gofer.agent.lifecycle`.
 """
 
 from __future__ import annotations
@@ -35,13 +37,14 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from gofer.agent import lifecycle
 from gofer.agent.builtin import ADMIN
 from gofer.agent.journal import MAX_BODY, Entry, Journal, JournalError
+from gofer.agent.lifecycle import Step, carries_secrets
 from gofer.agent.metrics import Metrics
 from gofer.errors import (
     GoferError,
     NotFoundError,
-    RequestInterruptedError,
     UnsupportedError,
 )
 from gofer.messaging.adapter.model import Address, Delivery, Queue, QueueType
@@ -49,7 +52,6 @@ from gofer.messaging.auth import Authenticator, validate
 from gofer.messaging.connection import Connection, Reader
 from gofer.rmi import wire
 from gofer.rmi.dispatcher import Dispatcher
-from gofer.rmi.model import RemoteFailure
 from gofer.rmi.serve import Refused, Replier, receive, run
 from gofer.rmi.wire import Request, RequestRejected
 
@@ -577,20 +579,20 @@ class PluginRunner:
             with self._lock:
                 self._unrun.add(request.sn)
             return
-        rejected = self._not_runnable(request, received)
-        kept = self.journal.result(request.sn) if replayed else None
+        decision = lifecycle.before_run(request, self.journal, received, replayed=replayed)
         method = f"{request.classname}.{request.method}"
-        if kept is not None:
+        if decision.step is Step.RESEND:
+            assert decision.kept is not None
             log.info("request %s: sending the result kept before goferd stopped", request.sn)
-            replier.result(request, json.loads(kept))
+            replier.result(request, json.loads(decision.kept))
             self.metrics.finished(self.name, method, "resent", None)
-        elif replayed and self.journal.is_started(request.sn):
+        elif decision.step is Step.INTERRUPTED:
             log.warning("request %s was running when goferd stopped; not run again", request.sn)
-            replier.result(request, _interrupted(request))
+            replier.result(request, lifecycle.interrupted_result(request))
             self.metrics.finished(self.name, method, "interrupted", None)
-        elif rejected is not None:
-            log.info("request %s not run: %s", request.sn, rejected.description)
-            replier.reject(request, rejected)
+        elif decision.rejected is not None:
+            log.info("request %s not run: %s", request.sn, decision.rejected.description)
+            replier.reject(request, decision.rejected)
             self.metrics.finished(self.name, method, "rejected", None)
         else:
             log.debug("request %s: %s.%s() starts", request.sn, request.classname, request.method)
@@ -619,16 +621,6 @@ class PluginRunner:
             return None
         sn = request.sn
         return lambda result: self.journal.record_result(sn, json.dumps(result).encode())
-
-    def _not_runnable(self, request: Request, received: float) -> RequestRejected | None:
-        if self._cancelled(request.sn):
-            return RequestRejected(wire.CANCELLED, "request cancelled before it started")
-        deadline = request.deadline(received)
-        if deadline is not None and time.time() > deadline:
-            return RequestRejected(
-                wire.EXPIRED, "request expired before it started", {"ttl": request.ttl}
-            )
-        return None
 
     def _cancelled(self, sn: str) -> bool:
         """True once the request is cancelled (a journal lookup: cheap)."""
@@ -672,15 +664,3 @@ def _calls_admin(body: bytes) -> bool:
         return False
     request = document.get("request")
     return isinstance(request, dict) and request.get("classname") == ADMIN
-
-
-def carries_secrets(request: Request) -> bool:
-    """True for a request whose body holds a shared secret or a PAM password."""
-    return request.secret is not None or request.pam is not None
-
-
-def _interrupted(request: Request) -> dict[str, Any]:
-    error = RequestInterruptedError(
-        f"{request.classname}.{request.method}(): goferd stopped while it ran; it was not run again"
-    )
-    return RemoteFailure.from_exception(error).result()
