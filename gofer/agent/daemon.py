@@ -130,11 +130,16 @@ class Goferd:
             )
             self.watch.start()
 
-    def shutdown(self, drain_timeout: float | None = None) -> None:
+    def stop(self, timeout: float | None = None) -> bool:
+        """:meth:`shutdown`, as every long-lived component stops (docs/architecture.md)."""
+        return self.shutdown(timeout)
+
+    def shutdown(self, drain_timeout: float | None = None) -> bool:
         """Stop taking requests, let running ones end (within a bound), and close everything.
 
         Requests still running when the bound is reached stay in the
         journal and run again at the next start: nothing accepted is lost.
+        True when every request and action under way ended within the bound.
         """
         timeout = self.config.main.drain_timeout if drain_timeout is None else drain_timeout
         if self.watch is not None:
@@ -147,9 +152,10 @@ class Goferd:
         for runner in runners:
             runner.stop_consuming()
         deadline = time.monotonic() + timeout
+        drained = True
         for runner in runners:
-            runner.drain(max(0.0, deadline - time.monotonic()))
-        self.scheduler.stop(5.0)
+            drained = runner.drain(max(0.0, deadline - time.monotonic())) and drained
+        drained = self.scheduler.stop(5.0) and drained
         for plugin in self.container.plugins():
             self.container.unload(plugin.name)
         for connection in self.connections.values():
@@ -157,6 +163,7 @@ class Goferd:
         if self.journal is not None:
             self.journal.close()
         log.info("goferd stopped")
+        return drained
 
     def health(self) -> tuple[bool, str]:
         """Whether goferd is going (not wedged), and a line saying what it is doing.

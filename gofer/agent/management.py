@@ -173,17 +173,20 @@ class ManagementServer:
             self.stop()
             raise
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = _JOIN_TIMEOUT) -> bool:
         """Close the listeners and the open connections, and remove the socket file.
 
-        Returns promptly: connection threads finish on their own.
+        Returns promptly: connection threads finish on their own. True once
+        the listeners' threads have ended (within ``timeout`` each).
         """
         self._stopping.set()
         with self._lock:
             listeners, self._listeners = self._listeners, []
+        ended = True
         for listener, thread in listeners:
             _shutdown(listener)  # wakes accept() on Linux; closing alone does not
-            thread.join(_JOIN_TIMEOUT)
+            thread.join(timeout)
+            ended = ended and not thread.is_alive()
             listener.close()
         with self._lock:  # no accept thread adds one any more
             connections = list(self._connections)
@@ -191,6 +194,7 @@ class ManagementServer:
             _shutdown(connection)  # the connection's thread sees EOF and closes it
         self._remove_socket_file()
         self._tcp_address = None
+        return ended
 
     def __enter__(self) -> ManagementServer:
         self.start()

@@ -227,9 +227,13 @@ class Server:
     def start(self) -> None:
         self._thread.start()
 
-    def stop(self) -> None:
-        self._server.shutdown()
+    def stop(self, timeout: float = 5.0) -> bool:
+        """Stop serving and close the address; True once the thread has ended."""
+        if self._thread.is_alive():
+            self._server.shutdown()
+            self._thread.join(timeout)
         self._server.server_close()
+        return not self._thread.is_alive()
 
 
 #: The content type of the text exposition format.

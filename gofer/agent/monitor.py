@@ -79,10 +79,12 @@ class DescriptorWatch:
         self._thread.start()
         log.info("watching %s for plugin descriptors every %gs", self.directory, self.interval)
 
-    def stop(self, timeout: float = 5.0) -> None:
+    def stop(self, timeout: float = 5.0) -> bool:
+        """Stop looking; True once the thread has ended (within ``timeout``)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
+        return self._thread is None or not self._thread.is_alive()
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):

@@ -163,6 +163,16 @@ class PluginRunner:
         )
         self._consumer.start()
 
+    def stop(self, timeout: float = 5.0) -> bool:
+        """Stop consuming, and wait up to ``timeout`` for taken requests to end (:meth:`drain`).
+
+        goferd stops all its runners' consumers first, then drains them
+        under one deadline; this is both steps for one runner.
+        """
+        deadline = time.monotonic() + timeout
+        self.stop_consuming(timeout)
+        return self.drain(max(0.0, deadline - time.monotonic()))
+
     def stop_consuming(self, timeout: float = 5.0) -> None:
         """Stop taking new requests; those already taken go on."""
         self._stopping.set()
