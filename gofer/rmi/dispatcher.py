@@ -110,7 +110,9 @@ class Dispatcher:
         except Exception as exc:  # noqa: BLE001 - every refusal becomes an exception reply
             return model.RemoteFailure.from_exception(exc).result()
         target = _target(request, member, cls)
-        outcome = model.run(member.marks.model or self.default_model, model.Call(target), context)
+        outcome = model.run(
+            member.marks.model or self.default_model, model.Invocation(target), context
+        )
         if outcome.error is not None:
             return outcome.error.result()
         return _json_result(request, outcome.retval)

@@ -1,6 +1,6 @@
 """Execution models: run a plugin's remote method in the calling thread or in a child process.
 
-The dispatcher resolves a request to a :class:`Call` and hands it to
+The dispatcher resolves a request to an :class:`Invocation` and hands it to
 :func:`run` with the call's :class:`~gofer.rmi.context.Context`; it gets back
 an :class:`Outcome` holding the return value or a :class:`RemoteFailure`, the
 plain data of an exception reply. :func:`run` does not raise for anything the
@@ -135,8 +135,8 @@ class UnknownModelError(ModelError, ValueError):
 
 
 @dataclasses.dataclass(frozen=True)
-class Call:
-    """A resolved remote call.
+class Invocation:
+    """A resolved remote call: what an execution model runs (callers have ``policy.Call``).
 
     Attributes:
         target: the plugin's bound method or function.
@@ -199,7 +199,9 @@ class Outcome:
         return self.error is not None
 
 
-def run(model: str, call: Call, context: Context, *, grace: float = TERMINATE_GRACE) -> Outcome:
+def run(
+    model: str, call: Invocation, context: Context, *, grace: float = TERMINATE_GRACE
+) -> Outcome:
     """Run ``call`` with the execution model named ``model``.
 
     Args:
@@ -223,7 +225,7 @@ def run(model: str, call: Call, context: Context, *, grace: float = TERMINATE_GR
     raise UnknownModelError(f"unknown execution model {model!r}; expected one of {MODELS}")
 
 
-def _invoke(call: Call, context: Context) -> Outcome:
+def _invoke(call: Invocation, context: Context) -> Outcome:
     with activate(context):
         try:
             retval = call.target(*call.args, **call.kwargs)
@@ -312,7 +314,7 @@ class _Sanitizer:
         return self.convert(key, _MAX_DEPTH)
 
 
-def _fork_call(call: Call, context: Context, grace: float) -> Outcome:
+def _fork_call(call: Invocation, context: Context, grace: float) -> Outcome:
     try:
         # Owned: a child forked for another call meanwhile does not keep either end.
         read_fd, write_fd = owned.pipe()
@@ -376,7 +378,7 @@ def _set_group(pid: int) -> None:
         log.debug("setpgid(%d) failed: %s", pid, exc)
 
 
-def _child(write_fd: int, call: Call, context: Context, mask: Iterable[int]) -> NoReturn:
+def _child(write_fd: int, call: Invocation, context: Context, mask: Iterable[int]) -> NoReturn:
     """Run the call in the forked child and leave; never returns into the agent's code.
 
     goferd's own descriptors (:mod:`gofer.owned`) are closed already, its
@@ -396,7 +398,7 @@ def _child(write_fd: int, call: Call, context: Context, mask: Iterable[int]) -> 
         os._exit(status)
 
 
-def _child_call(write_fd: int, call: Call, context: Context, mask: Iterable[int]) -> int:
+def _child_call(write_fd: int, call: Invocation, context: Context, mask: Iterable[int]) -> int:
     channel = _Channel(write_fd)
     cancellation = _Cancellation()
     own = Context(context.sn, context.data, channel.progress, cancellation.requested)

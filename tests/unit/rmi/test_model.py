@@ -24,8 +24,8 @@ from gofer.rmi.context import Context
 from gofer.rmi.model import (
     DIRECT,
     FORK,
-    Call,
     CancelledError,
+    Invocation,
     RemoteFailure,
     UnknownModelError,
     json_safe,
@@ -192,7 +192,7 @@ def call_exit() -> None:
 
 @BOTH
 def test_return_value_with_args_and_kwargs(model: str) -> None:
-    outcome = run(model, Call(double, (20,), {"plus": 2}), Caller().context())
+    outcome = run(model, Invocation(double, (20,), {"plus": 2}), Caller().context())
     assert outcome.retval == 42
     assert outcome.error is None
     assert not outcome.failed
@@ -200,14 +200,14 @@ def test_return_value_with_args_and_kwargs(model: str) -> None:
 
 @BOTH
 def test_the_context_is_current_inside_the_call(model: str) -> None:
-    outcome = run(model, Call(whoami), Caller().context())
+    outcome = run(model, Invocation(whoami), Caller().context())
     assert tuple(outcome.retval) == ("sn-model", {"task": 7})
 
 
 @BOTH
 def test_progress_reaches_the_reporter_in_order(model: str) -> None:
     caller = Caller()
-    outcome = run(model, Call(count_to, (3,)), caller.context())
+    outcome = run(model, Invocation(count_to, (3,)), caller.context())
     assert outcome.retval == "done"
     # Setting total is sent at once; each report() after it exactly once.
     assert caller.reports == [(3, 0, None), (3, 1, "step 0"), (3, 2, "step 1"), (3, 3, "step 2")]
@@ -215,7 +215,7 @@ def test_progress_reaches_the_reporter_in_order(model: str) -> None:
 
 @BOTH
 def test_an_exception_becomes_a_remote_failure(model: str) -> None:
-    outcome = run(model, Call(over_quota), Caller().context())
+    outcome = run(model, Invocation(over_quota), Caller().context())
     assert outcome.failed
     error = outcome.error
     assert error is not None
@@ -229,7 +229,7 @@ def test_an_exception_becomes_a_remote_failure(model: str) -> None:
 
 @BOTH
 def test_an_unpicklable_exception_keeps_its_class_and_args(model: str) -> None:
-    error = run(model, Call(raise_unpicklable), Caller().context()).error
+    error = run(model, Invocation(raise_unpicklable), Caller().context()).error
     assert error is not None
     assert error.xclass == "Unpicklable"
     assert error.xargs[0] == "cannot pickle me"
@@ -239,20 +239,20 @@ def test_an_unpicklable_exception_keeps_its_class_and_args(model: str) -> None:
 
 @BOTH
 def test_system_exit_is_a_failure_not_an_exit(model: str) -> None:
-    error = run(model, Call(call_exit), Caller().context()).error
+    error = run(model, Invocation(call_exit), Caller().context()).error
     assert error is not None
     assert (error.xclass, error.xargs) == ("SystemExit", [4])
 
 
 def test_an_unknown_model_is_refused() -> None:
     with pytest.raises(UnknownModelError, match="thread"):
-        run("thread", Call(double, (1,)), Caller().context())
+        run("thread", Invocation(double, (1,)), Caller().context())
 
 
 @pytest.mark.timeout(10)
 def test_direct_cancel_is_cooperative() -> None:
     caller = Caller(cancel_on_report=True)
-    outcome = run(DIRECT, Call(wait_for_cancel), caller.context())
+    outcome = run(DIRECT, Invocation(wait_for_cancel), caller.context())
     assert outcome.retval == "stopped early"
 
 
@@ -260,7 +260,7 @@ def test_direct_cancel_is_cooperative() -> None:
 def test_fork_cancel_kills_the_child_and_its_grandchildren() -> None:
     caller = Caller(cancel_on_report=True)
     started = time.monotonic()
-    outcome = run(FORK, Call(sleep_with_grandchild), caller.context(), grace=1)
+    outcome = run(FORK, Invocation(sleep_with_grandchild), caller.context(), grace=1)
     assert time.monotonic() - started < 5
     assert outcome.error is not None
     assert outcome.error.xclass == "CancelledError"
@@ -271,7 +271,7 @@ def test_fork_cancel_kills_the_child_and_its_grandchildren() -> None:
 @pytest.mark.timeout(10)
 def test_fork_cancel_stops_a_shell_command_in_its_own_session() -> None:
     caller = Caller(cancel_on_report=True)
-    outcome = run(FORK, Call(shell_sleep), caller.context(), grace=1)
+    outcome = run(FORK, Invocation(shell_sleep), caller.context(), grace=1)
     assert outcome.error is not None
     assert outcome.error.xclass == "CancelledError"
     assert gone(int(caller.reports[0][2]))
@@ -281,7 +281,7 @@ def test_fork_cancel_stops_a_shell_command_in_its_own_session() -> None:
 def test_fork_cancel_kills_a_child_ignoring_sigterm_after_the_grace() -> None:
     caller = Caller(cancel_on_report=True)
     started = time.monotonic()
-    outcome = run(FORK, Call(ignore_sigterm), caller.context(), grace=0.3)
+    outcome = run(FORK, Invocation(ignore_sigterm), caller.context(), grace=0.3)
     assert 0.3 <= time.monotonic() - started < 3
     assert outcome.error is not None
     assert outcome.error.xclass == "CancelledError"
@@ -290,7 +290,7 @@ def test_fork_cancel_kills_a_child_ignoring_sigterm_after_the_grace() -> None:
 @pytest.mark.timeout(10)
 @pytest.mark.parametrize("status", [0, 3])
 def test_a_child_exiting_without_a_result_is_a_failure(status: int) -> None:
-    error = run(FORK, Call(exit_quietly, (status,)), Caller().context()).error
+    error = run(FORK, Invocation(exit_quietly, (status,)), Caller().context()).error
     assert error is not None
     assert error.xclass == "ChildDiedError"
     assert f"exited with status {status} without a result" in error.xargs[0]
@@ -299,7 +299,7 @@ def test_a_child_exiting_without_a_result_is_a_failure(status: int) -> None:
 @pytest.mark.timeout(10)
 @pytest.mark.parametrize("signum", [signal.SIGSEGV, signal.SIGKILL])
 def test_a_child_killed_by_a_signal_is_a_failure(signum: signal.Signals) -> None:
-    error = run(FORK, Call(die_by, (signum,)), Caller().context()).error
+    error = run(FORK, Invocation(die_by, (signum,)), Caller().context()).error
     assert error is not None
     assert error.xclass == "ChildDiedError"
     assert f"killed by signal {signum.name}" in error.xargs[0]
@@ -309,7 +309,7 @@ def test_a_child_killed_by_a_signal_is_a_failure(signum: signal.Signals) -> None
 def test_a_dead_child_is_noticed_while_something_else_holds_its_pipe() -> None:
     caller = Caller()
     started = time.monotonic()
-    error = run(FORK, Call(exit_leaving_pipe_held), caller.context()).error
+    error = run(FORK, Invocation(exit_leaving_pipe_held), caller.context()).error
     assert time.monotonic() - started < 2
     assert error is not None
     assert "exited with status 5" in error.xargs[0]
@@ -318,20 +318,20 @@ def test_a_dead_child_is_noticed_while_something_else_holds_its_pipe() -> None:
 
 @pytest.mark.timeout(20)
 def test_a_32_mib_return_value_comes_back() -> None:
-    outcome = run(FORK, Call(return_big), Caller().context())
+    outcome = run(FORK, Invocation(return_big), Caller().context())
     assert outcome.retval == "x" * BIG
 
 
 @pytest.mark.timeout(20)
 def test_a_32_mib_exception_comes_back() -> None:
-    error = run(FORK, Call(raise_big), Caller().context()).error
+    error = run(FORK, Invocation(raise_big), Caller().context()).error
     assert error is not None
     assert error.xclass == "ValueError"
     assert error.xargs == ["y" * BIG]
 
 
 def test_an_unpicklable_return_value_is_a_clear_failure() -> None:
-    error = run(FORK, Call(return_lock), Caller().context()).error
+    error = run(FORK, Invocation(return_lock), Caller().context()).error
     assert error is not None
     assert error.xclass == "TransferError"
     assert "return value (lock) could not be transferred" in error.xargs[0]
@@ -340,7 +340,7 @@ def test_an_unpicklable_return_value_is_a_clear_failure() -> None:
 def test_the_child_does_not_inherit_the_agents_signal_handlers() -> None:
     previous = signal.signal(signal.SIGUSR1, lambda signum, frame: None)
     try:
-        outcome = run(FORK, Call(sigusr1_handler), Caller().context())
+        outcome = run(FORK, Invocation(sigusr1_handler), Caller().context())
     finally:
         signal.signal(signal.SIGUSR1, previous)
     assert outcome.retval == str(signal.SIG_DFL)
@@ -356,11 +356,11 @@ def test_the_child_reads_no_terminal_and_its_prints_never_reach_its_pipe() -> No
     script = (
         "import os, sys\n"
         "from gofer.rmi.context import Context\n"
-        "from gofer.rmi.model import FORK, Call, run\n"
+        "from gofer.rmi.model import FORK, Invocation, run\n"
         "from tests.unit.rmi.test_model import read_stdin_and_print\n"
         "os.close(1)\n"
         "context = Context('sn', None, lambda *report: None, lambda: False)\n"
-        "outcome = run(FORK, Call(read_stdin_and_print), context)\n"
+        "outcome = run(FORK, Invocation(read_stdin_and_print), context)\n"
         "sys.stderr.write(repr((outcome.retval, outcome.error)))\n"
     )
     done = subprocess.run(
@@ -382,11 +382,11 @@ def test_fork_calls_from_worker_threads_leave_no_fd_thread_or_zombie_behind() ->
     def threads() -> int:
         return len(os.listdir("/proc/self/task"))
 
-    run(FORK, Call(double, (1,)), Caller().context())  # warm up lazily created fds
+    run(FORK, Invocation(double, (1,)), Caller().context())  # warm up lazily created fds
     before = fds(), threads(), threading.active_count()
     with ThreadPoolExecutor(4) as pool:
         outcomes = list(
-            pool.map(lambda n: run(FORK, Call(double, (n,)), Caller().context()), range(200))
+            pool.map(lambda n: run(FORK, Invocation(double, (n,)), Caller().context()), range(200))
         )
     assert [outcome.retval for outcome in outcomes] == [2 * n for n in range(200)]
     deadline = time.monotonic() + 2  # joined threads leave /proc a moment after join()
