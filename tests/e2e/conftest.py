@@ -51,13 +51,18 @@ class Goferd:
         self.python = sys.executable
         self._layout(farm)
 
-    def _layout(self, farm: dict[str, Any]) -> None:
+    def _root(self) -> Path:
+        """Lay out an empty root: agent.conf, the descriptor and module directories; the latter."""
         etc = self.root / "etc/gofer"
         (etc / "plugins").mkdir(parents=True)
         modules = self.root / "usr/lib/gofer/plugins"
         modules.mkdir(parents=True)
         self.marks.mkdir()
         write_agent_conf(etc / "agent.conf")
+        return modules
+
+    def _layout(self, farm: dict[str, Any]) -> None:
+        modules = self._root()
         for name in ("farm", "barn"):
             shutil.copy(PLUGINS / f"{name}.py", modules / f"{name}.py")
         main = {"enabled": 1, "threads": 2, "forward": "barn", **farm.pop("main", {})}

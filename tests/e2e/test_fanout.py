@@ -21,7 +21,7 @@ from gofer.messaging.connection import Connection
 from gofer.messaging.retry import Backoff
 from gofer.proxy import Fleet
 from gofer.rmi.fanout import CANCELLED, FAILED, NO_QUEUE, SUCCEEDED, TIMEOUT
-from tests.e2e.conftest import REPO, Goferd, write_agent_conf
+from tests.e2e.conftest import REPO, Goferd
 
 LIVE = 45
 GOFER = [sys.executable, str(REPO / "bin/gofer")]
@@ -31,12 +31,7 @@ class FleetGoferd(Goferd):
     """goferd with ``LIVE`` copies of the demo plugin, each on a queue of its own."""
 
     def _layout(self, farm: dict[str, Any]) -> None:
-        etc = self.root / "etc/gofer"
-        (etc / "plugins").mkdir(parents=True)
-        modules = self.root / "usr/lib/gofer/plugins"
-        modules.mkdir(parents=True)
-        self.marks.mkdir()
-        write_agent_conf(etc / "agent.conf")
+        modules = self._root()
         self.queues = [f"{self.queue}-{n}" for n in range(LIVE)]
         for n, queue in enumerate(self.queues):
             shutil.copy(REPO / "plugins/demo.py", modules / f"demo{n}.py")
