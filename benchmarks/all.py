@@ -59,6 +59,7 @@ def _rmi(options: argparse.Namespace, known: Known) -> tuple[list[Row], list[str
     targets = {
         "sync latency p50 (ms)": adapters.P50_TARGET,
         f"throughput, {last} caller(s) (calls/s)": adapters.THROUGHPUT_TARGET,
+        "caller CPU/call, sync (ms)": adapters.CALLER_CPU_TARGET,
     }
     rows = [
         Row(
