@@ -58,7 +58,7 @@ class Config(dict):  # type: ignore[type-arg]
 
     def graph(self, strict: bool = False) -> Any:
         """The sections by attribute: ``cfg.graph().server.port`` (None when missing)."""
-        from gofer.agent.config import Cfg  # noqa: PLC0415 - the descriptors' reader
+        from gofer.agent.config.cfg import Cfg  # noqa: PLC0415 - the descriptors' reader
 
         return Cfg(self)
 

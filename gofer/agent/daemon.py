@@ -19,9 +19,9 @@ from typing import Any
 
 from gofer.agent import lifecycle, pam
 from gofer.agent.builtin import admin_catalog
-from gofer.agent.config import (
+from gofer.agent.config.agent_conf import AgentConfig
+from gofer.agent.config.descriptor import (
     DESCRIPTOR_SUFFIXES,
-    AgentConfig,
     Descriptor,
     MessagingSection,
     load_descriptor,

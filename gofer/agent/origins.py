@@ -35,7 +35,7 @@ import logging
 import os
 from pathlib import Path
 
-from gofer.agent.config import MessagingSection
+from gofer.agent.config.descriptor import MessagingSection
 from gofer.agent.journal import valid_plugin_name
 from gofer.agent.paths import fsync_directory, make_directory
 from gofer.errors import GoferError

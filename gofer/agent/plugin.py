@@ -25,7 +25,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, ClassVar, Protocol
 
-from gofer.agent.config import Descriptor, descriptor_from
+from gofer.agent.config.descriptor import Descriptor, descriptor_from
 from gofer.errors import GoferError
 from gofer.messaging.url import Url
 from gofer.rmi.catalog import Catalog, remote_class

@@ -17,7 +17,7 @@ from types import FrameType
 
 from gofer import __version__, owned
 from gofer.agent import logs, metrics, notify
-from gofer.agent.config import load_agent_config
+from gofer.agent.config.agent_conf import load_agent_config
 from gofer.agent.daemon import Goferd
 from gofer.agent.paths import Paths, UnsafeDirectoryError, make_directory, unsafe_directory
 from gofer.errors import ConfigError, GoferError

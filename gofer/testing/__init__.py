@@ -31,7 +31,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from gofer.agent.config import AgentConfig, MainConfig, load_agent_config
+from gofer.agent.config.agent_conf import AgentConfig, MainConfig, load_agent_config
 from gofer.agent.daemon import Goferd
 from gofer.agent.paths import Paths
 from gofer.messaging.adapter import memory

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from gofer.agent import journal as journal_module
-from gofer.agent.journal import LOG_NAME, Entry, Journal, JournalConfigError, JournalError
+from gofer.agent.journal import LOG_NAME, Entry, Journal, JournalConfigError, JournalError, records
 from gofer.errors import ConfigError, GoferError
 
 
@@ -325,11 +325,11 @@ def test_a_crash_before_the_rewrite_loses_no_record_of_a_damaged_log(
     damaged = b"\xff" * 8 + log_file.read_bytes()[8:]
     log_file.write_bytes(damaged)
 
-    def crash(self: Journal) -> tuple[int, int]:
+    def crash(directory: Path, chunks: Iterable[bytes]) -> tuple[int, int]:
         raise OSError("killed here")
 
     with monkeypatch.context() as patch:
-        patch.setattr(Journal, "_rewrite", crash)
+        patch.setattr("gofer.agent.journal.recovery.rewrite", crash)
         with pytest.raises(JournalError, match="killed here"):
             opened()
     assert log_file.read_bytes() == damaged  # still where the next start looks
@@ -702,9 +702,9 @@ def test_secrets_a_kill_left_before_the_scrub_leave_at_the_next_open(
     directory.mkdir(mode=0o700)
     (directory / LOG_NAME).write_bytes(
         journal_module.FILE_MAGIC
-        + journal_module._encode_put(gone)
-        + journal_module._encode_put(kept)
-        + journal_module._encode_mark(journal_module.FINISH, gone.sn)
+        + records.encode_put(gone)
+        + records.encode_put(kept)
+        + records.encode_mark(journal_module.FINISH, gone.sn)
     )
 
     journal = opened()

@@ -295,7 +295,7 @@ def test_failed_journal_stops_the_consumer_and_tells_goferd(
     def full(fd: int) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr("gofer.agent.journal.os.fsync", full)
+    monkeypatch.setattr("gofer.agent.journal.commit.os.fsync", full)
     body_sn = call(connection, "Slow", "echo", "lost?")
     assert told.wait(10), "goferd was never told its journal failed"
     assert "journal" in reasons[0]
