@@ -36,8 +36,8 @@ class Collector(threading.Thread):
         broker: the broker settings.
         queue: the reply queue's name (declared durable here).
         store: where the calls are.
-        changed: called (in this thread) with the serial number of each
-            call a reply changed.
+        changed: called (in this thread) with the serial number and the new
+            state of each call a reply changed.
         authenticator: checks the replies' signatures when given.
     """
 
@@ -46,7 +46,7 @@ class Collector(threading.Thread):
         broker: Broker,
         queue: str,
         store: Store,
-        changed: Callable[[str], None],
+        changed: Callable[[str, str], None],
         authenticator: auth.Authenticator | None = None,
     ) -> None:
         super().__init__(name=f"gofer-gateway-replies {queue}", daemon=True)
@@ -118,12 +118,12 @@ class Collector(threading.Thread):
         except (InvalidDocumentError, auth.ValidationFailed) as exc:
             log.warning("reply on %s refused: %s", self.queue, exc)
         else:
-            sn = apply(self.store, document)
-            if sn is not None:
+            change = apply(self.store, document)
+            if change is not None:
                 try:
-                    self.changed(sn)
+                    self.changed(*change)
                 except Exception:
-                    log.exception("notifying the change of %s failed", sn)
+                    log.exception("notifying the change of %s failed", change[0])
         reader.ack(delivery)
 
     def _redeclare(self) -> None:
@@ -135,28 +135,28 @@ class Collector(threading.Thread):
             self._stopping.wait(1.0)
 
 
-def apply(store: Store, document: Any) -> str | None:
-    """Apply one reply document to its call; its sn when the call changed."""
+def apply(store: Store, document: Any) -> tuple[str, str] | None:
+    """Apply one reply document to its call: (sn, the event's kind) when the call changed."""
     sn = document.get("sn")
     if not isinstance(sn, str):
         log.warning("reply without a serial number dropped")
         return None
     status = document.get("status")
     if status == wire.ACCEPTED:
-        changed = store.record(sn, states.ACCEPTED, {"by": "agent"})
+        kind, changed = states.ACCEPTED, store.record(sn, states.ACCEPTED, {"by": "agent"})
     elif status == wire.STARTED:
-        changed = store.record(sn, states.STARTED)
+        kind, changed = states.STARTED, store.record(sn, states.STARTED)
     elif status == wire.PROGRESS:
         report = {key: document.get(key) for key in ("total", "completed", "details")}
-        changed = store.record(sn, states.PROGRESS, report, progress=report)
+        kind, changed = states.PROGRESS, store.record(sn, states.PROGRESS, report, progress=report)
     elif status == wire.REJECTED:
         reason = {
             "code": document.get("code"),
             "description": document.get("description"),
             "details": document.get("details"),
         }
-        state = states.EXPIRED if reason["code"] == wire.EXPIRED else states.REJECTED
-        changed = store.record(sn, state, reason, error=reason)
+        kind = states.EXPIRED if reason["code"] == wire.EXPIRED else states.REJECTED
+        changed = store.record(sn, kind, reason, error=reason)
     else:
         result = document.get("result")
         if not isinstance(result, dict):
@@ -164,11 +164,12 @@ def apply(store: Store, document: Any) -> str | None:
             return None
         if "retval" in result:
             value = result["retval"]
-            changed = store.record(sn, states.SUCCEEDED, {"result": value}, result=value)
+            kind = states.SUCCEEDED
+            changed = store.record(sn, kind, {"result": value}, result=value)
         else:
             error = remote_error(result)
-            changed = store.record(sn, states.FAILED, error, error=error)
-    return sn if changed else None
+            kind, changed = states.FAILED, store.record(sn, states.FAILED, error, error=error)
+    return (sn, kind) if changed else None
 
 
 def remote_error(result: dict[str, Any]) -> dict[str, Any]:

@@ -30,7 +30,7 @@ from gofer.gateway.config import GatewayConfig
 from gofer.gateway.events import Hub
 from gofer.gateway.figures import Figures
 from gofer.gateway.security import Gatekeeper
-from gofer.gateway.store import Store
+from gofer.gateway.store import EXPIRED, FINAL, Store
 from gofer.rmi import transport
 
 log = logging.getLogger(__name__)
@@ -101,7 +101,7 @@ class Gateway:
             self.sender.broker,
             self.config.reply_queue,
             self.store,
-            lambda sn: self._changed_threadsafe(loop, sn),
+            lambda sn, kind: self._changed_threadsafe(loop, sn, kind),
             self.sender.authenticator,
         )
         self.collector.start()
@@ -118,23 +118,28 @@ class Gateway:
             transport.close_all()
             self.store.close()
 
-    def _changed_threadsafe(self, loop: asyncio.AbstractEventLoop, sn: str) -> None:
+    def _changed_threadsafe(self, loop: asyncio.AbstractEventLoop, sn: str, kind: str) -> None:
         if not loop.is_closed():
-            loop.call_soon_threadsafe(self.changed, sn)
+            loop.call_soon_threadsafe(self.changed, sn, kind)
 
-    def changed(self, sn: str) -> None:
-        """A call changed (on the event loop): wake its waiters, count it if it ended."""
+    def changed(self, sn: str, kind: str) -> None:
+        """A call changed (on the event loop): wake its waiters, count it if it ended.
+
+        A final change happens once per call (the store takes no other), so
+        each ending is counted once.
+        """
         self.hub.changed(sn)
-        call = self.store.get(sn)
-        if call is not None and call.final:
-            self.figures.call(call.queue, call.state)
+        if kind in FINAL:
+            call = self.store.get(sn)
+            if call is not None:
+                self.figures.call(call.queue, kind)
 
     async def _housekeeping(self) -> None:
         while True:
             await asyncio.sleep(HOUSEKEEPING)
             try:
                 for sn in self.store.expire():
-                    self.changed(sn)
+                    self.changed(sn, EXPIRED)
                 self.store.sweep()
             except Exception:
                 log.exception("housekeeping failed")
