@@ -320,7 +320,8 @@ class Store:
             (count,) = self._db.execute("SELECT COUNT(*) FROM calls").fetchone()
             if count > self.max_kept:
                 dropped += self._db.execute(
-                    "DELETE FROM calls WHERE sn IN (SELECT sn FROM calls ORDER BY updated LIMIT ?)",
+                    "DELETE FROM calls WHERE sn IN"
+                    " (SELECT sn FROM calls ORDER BY updated, rowid LIMIT ?)",
                     (count - self.max_kept,),
                 ).rowcount
         return int(dropped)
