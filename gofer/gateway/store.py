@@ -169,6 +169,12 @@ class Store:
         with self._lock:
             self._db.close()
 
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     # -- adding and finding -------------------------------------------------
 
     def add(self, call: CallRecord) -> CallRecord:

@@ -61,8 +61,8 @@ def test_a_call_no_agent_starts_within_its_ttl_expires(
             response = await client.post("/v1/agents/kennel-asleep/calls", json=body, headers=AUTH)
             location = response.headers["Location"]
             await asyncio.sleep(0.2)
-            gateway_store = Store(config.database)
-            assert gateway_store.expire() == [location.rpartition("/")[2]]
+            with Store(config.database) as beside:
+                assert beside.expire() == [location.rpartition("/")[2]]
             call = await (await client.get(location, headers=AUTH)).json()
             assert call["state"] == "expired"
             assert call["error"]["code"] == "request.expired"
@@ -79,57 +79,56 @@ def record(sn: str, **values: object) -> CallRecord:
 
 
 def test_a_final_call_changes_no_more_and_a_redelivered_reply_adds_nothing() -> None:
-    store = Store(":memory:")
-    store.add(record("a1"))
-    store.confirmed("a1")
-    reply = {"sn": "a1", "result": {"retval": 7}}
-    assert collector.apply(store, reply) == ("a1", "succeeded")
-    assert collector.apply(store, reply) is None
-    assert collector.apply(store, {"sn": "a1", "status": "progress", "completed": 1}) is None
-    call = store.get("a1")
-    assert call is not None
-    assert (call.state, call.result) == ("succeeded", 7)
-    assert [e.kind for e in store.events("a1")] == ["accepted", "succeeded"]
+    with Store(":memory:") as store:
+        store.add(record("a1"))
+        store.confirmed("a1")
+        reply = {"sn": "a1", "result": {"retval": 7}}
+        assert collector.apply(store, reply) == ("a1", "succeeded")
+        assert collector.apply(store, reply) is None
+        assert collector.apply(store, {"sn": "a1", "status": "progress", "completed": 1}) is None
+        call = store.get("a1")
+        assert call is not None
+        assert (call.state, call.result) == ("succeeded", 7)
+        assert [e.kind for e in store.events("a1")] == ["accepted", "succeeded"]
 
 
 def test_an_idempotency_key_names_one_request_per_caller() -> None:
-    store = Store(":memory:")
-    first = store.add(record("b1", idempotency_key="k", digest="d1"))
-    assert store.add(record("b2", idempotency_key="k", digest="d1")).sn == first.sn
-    with pytest.raises(KeyReusedError):
-        store.add(record("b3", idempotency_key="k", digest="d2"))
+    with Store(":memory:") as store:
+        first = store.add(record("b1", idempotency_key="k", digest="d1"))
+        assert store.add(record("b2", idempotency_key="k", digest="d1")).sn == first.sn
+        with pytest.raises(KeyReusedError):
+            store.add(record("b3", idempotency_key="k", digest="d2"))
 
 
 def test_progress_beyond_the_event_cap_updates_the_call_but_the_final_event_still_comes() -> None:
-    store = Store(":memory:")
-    store.add(record("c1"))
-    for n in range(MAX_EVENTS + 10):
-        collector.apply(store, {"sn": "c1", "status": "progress", "completed": n})
-    collector.apply(store, {"sn": "c1", "result": {"retval": None}})
-    events = store.events("c1")
-    assert len(events) == MAX_EVENTS + 1
-    assert events[-1].kind == "succeeded"
-    call = store.get("c1")
-    assert call is not None
-    assert call.progress["completed"] == MAX_EVENTS + 9
+    with Store(":memory:") as store:
+        store.add(record("c1"))
+        for n in range(MAX_EVENTS + 10):
+            collector.apply(store, {"sn": "c1", "status": "progress", "completed": n})
+        collector.apply(store, {"sn": "c1", "result": {"retval": None}})
+        events = store.events("c1")
+        assert len(events) == MAX_EVENTS + 1
+        assert events[-1].kind == "succeeded"
+        call = store.get("c1")
+        assert call is not None
+        assert call.progress["completed"] == MAX_EVENTS + 9
 
 
 def test_calls_are_dropped_after_keep_and_above_max_kept() -> None:
-    store = Store(":memory:", keep=60, max_kept=2)
-    for sn in ("d1", "d2", "d3"):
-        store.add(record(sn))
-    assert store.sweep() == 1
-    assert store.get("d1") is None
-    assert store.sweep(now=time.time() + 61) == 2
-    assert store.counts() == {}
+    with Store(":memory:", keep=60, max_kept=2) as store:
+        for sn in ("d1", "d2", "d3"):
+            store.add(record(sn))
+        assert store.sweep() == 1
+        assert store.get("d1") is None
+        assert store.sweep(now=time.time() + 61) == 2
+        assert store.counts() == {}
 
 
 def test_calls_left_pending_by_a_stopped_gateway_are_dropped(tmp_path: Path) -> None:
-    store = Store(tmp_path / "calls.sqlite")
-    store.add(record("e1"))
-    store.add(record("e2"))
-    store.confirmed("e2")
-    store.close()
-    again = Store(tmp_path / "calls.sqlite")
-    assert again.drop_pending() == 1
-    assert again.counts() == {"accepted": 1}
+    with Store(tmp_path / "calls.sqlite") as store:
+        store.add(record("e1"))
+        store.add(record("e2"))
+        store.confirmed("e2")
+    with Store(tmp_path / "calls.sqlite") as again:
+        assert again.drop_pending() == 1
+        assert again.counts() == {"accepted": 1}
