@@ -14,6 +14,7 @@ import binascii
 import dataclasses
 import hashlib
 import hmac
+import threading
 import time
 from collections.abc import Callable
 
@@ -65,6 +66,7 @@ class Gatekeeper:
         # Digests, so that comparing takes the same time whatever the length.
         self._tokens = [(_digest(t.secret), t.grant) for t in config.tokens]
         self._checked: dict[bytes, float] = {}
+        self._lock = threading.Lock()  # Basic checks run in executor threads
 
     def needs_broker(self, header: str | None) -> bool:
         """True when identifying this header may ask the broker (run it in an executor)."""
@@ -107,15 +109,18 @@ class Gatekeeper:
         user, password = _pair(value)
         key = _digest(f"{user}\0{password}")
         now = time.monotonic()
-        if self._checked.get(key, 0.0) < now:
+        with self._lock:
+            known = self._checked.get(key, 0.0) >= now
+        if not known:
             if self.check_basic is None:
                 raise UnauthorizedError("HTTP Basic credentials cannot be checked")
             self.check_basic((user, password))
-            if len(self._checked) >= BASIC_CACHE_SIZE:
-                self._checked = {k: t for k, t in self._checked.items() if t >= now}
+            with self._lock:
                 if len(self._checked) >= BASIC_CACHE_SIZE:
-                    self._checked.clear()
-            self._checked[key] = now + BASIC_CACHE
+                    self._checked = {k: t for k, t in self._checked.items() if t >= now}
+                    if len(self._checked) >= BASIC_CACHE_SIZE:
+                        self._checked.clear()
+                self._checked[key] = now + BASIC_CACHE
         return Caller(f"basic:{user}", grant, (user, password))
 
     def _unchecked(self, header: str) -> bool:
@@ -123,7 +128,8 @@ class Gatekeeper:
             user, password = _pair(header.strip().partition(" ")[2].strip())
         except UnauthorizedError:
             return False
-        return self._checked.get(_digest(f"{user}\0{password}"), 0.0) < time.monotonic()
+        with self._lock:
+            return self._checked.get(_digest(f"{user}\0{password}"), 0.0) < time.monotonic()
 
 
 def _pair(value: str) -> tuple[str, str]:

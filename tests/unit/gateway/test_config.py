@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import base64
+import ssl
+import subprocess
 from pathlib import Path
 
 import pytest
 
+from gofer.cli import gateway as gateway_command
 from gofer.errors import ConfigError
-from gofer.gateway import config
+from gofer.gateway import config, service
 from gofer.gateway.security import Gatekeeper, UnauthorizedError
 
 REPO = Path(__file__).resolve().parents[3]
@@ -96,3 +99,47 @@ def test_basic_credentials_are_checked_by_the_broker_once_then_remembered() -> N
     for malformed in ("Basic !!!", "Basic " + base64.b64encode(b"no-colon").decode()):
         with pytest.raises(UnauthorizedError, match="malformed"):
             gatekeeper.identify(malformed)
+
+
+def test_tls_serves_with_the_configured_certificate_and_a_bad_one_is_a_config_error(
+    tmp_path: Path,
+) -> None:
+    certificate, key = tmp_path / "gateway.pem", tmp_path / "gateway.key"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ed25519",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=gw",
+            "-keyout",
+            str(key),
+            "-out",
+            str(certificate),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    settings = config.parse({"tls": {"certificate": str(certificate), "key": str(key)}})
+    context = service.tls_context(settings)
+    assert context is not None
+    assert context.minimum_version == ssl.TLSVersion.TLSv1_2
+    assert service.tls_context(config.parse({})) is None
+    with pytest.raises(ConfigError, match="certificate"):
+        service.tls_context(config.parse({"tls": {"certificate": str(key)}}))
+
+
+def test_the_command_exits_78_on_a_configuration_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert gateway_command.main(["--config", str(tmp_path / "missing.conf")]) == 78
+    assert "missing.conf" in capsys.readouterr().err
+    wrong = tmp_path / "gateway.conf"
+    wrong.write_text("[token:ci]\ntoken=short\nagents=*\n")
+    assert gateway_command.main(["--config", str(wrong)]) == 78
+    assert "token" in capsys.readouterr().err
