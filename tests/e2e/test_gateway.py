@@ -6,6 +6,7 @@ The calls go as a caller outside Python would make them: HTTP requests
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -23,6 +24,7 @@ from typing import Any
 import pytest
 
 from gofer.messaging.connection import Connection
+from gofer.messaging.url import Url
 from tests.e2e.conftest import REPO, Goferd
 
 TOKEN = uuid.uuid4().hex
@@ -31,7 +33,7 @@ TOKEN = uuid.uuid4().hex
 class Gateway:
     """One gofer-gateway process with its own configuration, state and reply queue."""
 
-    def __init__(self, root: Path, url: str) -> None:
+    def __init__(self, root: Path, url: str, extra: str = "") -> None:
         self.root = root
         self.url = url
         self.port = _free_port()
@@ -40,7 +42,7 @@ class Gateway:
         self.config.write_text(
             f"[main]\nlisten=127.0.0.1:{self.port}\nstate_dir={root / 'state'}\n"
             f"[messaging]\nurl={url}\nreply_queue={self.reply_queue}\n"
-            f"[token:e2e]\ntoken={TOKEN}\nagents=*\n"
+            f"[token:e2e]\ntoken={TOKEN}\nagents=*\n{extra}"
         )
         self.log_path = root / "gateway.log"
         self.process: subprocess.Popen[bytes] | None = None
@@ -255,5 +257,32 @@ def test_a_result_that_comes_while_the_gateway_is_down_is_kept(
         ended = call(own, "GET", f"{headers['Location']}?wait=30")
         assert ended["state"] == "succeeded"
         assert ended["result"] == "milked"
+    finally:
+        own.discard()
+
+
+def test_http_basic_credentials_are_the_brokers(
+    url: str, tmp_path: Path, shared_goferd: Goferd
+) -> None:
+    broker = Url.parse(url)
+    own = Gateway(tmp_path, url, "[basic]\nenabled=1\nclasses=Cow\n")
+    own.start()
+    try:
+        path = f"/v1/agents/{shared_goferd.queue}/calls?wait=30"
+        good = base64.b64encode(f"{broker.userid}:{broker.password}".encode()).decode()
+        basic = {"Authorization": f"Basic {good}"}
+        moo = {"class": "Cow", "method": "moo"}
+        status, _, raw = request(own, "POST", path, moo, token=None, headers=basic)
+        assert status == 200, raw
+        assert json.loads(raw)["result"] == "moo from daisy"
+        denied = request(
+            own, "POST", path, {"class": "Barn", "method": "doors"}, token=None, headers=basic
+        )
+        assert denied[0] == 403
+        wrong = base64.b64encode(f"{broker.userid}:not-{broker.password}".encode()).decode()
+        refused = request(
+            own, "POST", path, moo, token=None, headers={"Authorization": f"Basic {wrong}"}
+        )
+        assert refused[0] == 401, refused[2]
     finally:
         own.discard()
