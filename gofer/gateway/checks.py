@@ -15,6 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
+from gofer.errors import GoferError
 from gofer.gateway.broker import Request
 from gofer.gateway.config import GatewayConfig
 from gofer.rmi.options import seconds
@@ -35,7 +36,7 @@ _OPTIONS = frozenset({"ttl", "data", "secret", "user", "password"})
 _FAN_OUT_OPTIONS = frozenset({"wait", "concurrency", "data", "secret", "user", "password"})
 
 
-class ApiError(Exception):
+class ApiError(GoferError):
     """An answer other than success: ``status`` and a message for the caller.
 
     Args:

@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from gofer.errors import GoferError
 from gofer.gateway.config import GatewayConfig, Grant
 
 #: Seconds a checked pair of Basic credentials is taken without asking the broker again.
@@ -26,7 +27,7 @@ BASIC_CACHE = 300.0
 BASIC_CACHE_SIZE = 1024
 
 
-class UnauthorizedError(Exception):
+class UnauthorizedError(GoferError):
     """No credentials, or wrong ones (401)."""
 
 

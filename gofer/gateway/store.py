@@ -22,6 +22,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from gofer.errors import GoferError
+
 PENDING = "pending"  # added, the broker has not confirmed the request yet (never shown)
 ACCEPTED = "accepted"
 STARTED = "started"
@@ -135,7 +137,7 @@ class Event:
     data: Any
 
 
-class KeyReusedError(Exception):
+class KeyReusedError(GoferError):
     """An idempotency key came again with a different request."""
 
 
