@@ -29,6 +29,7 @@ from gofer.gateway.security import Caller, Gatekeeper, UnauthorizedError
 from gofer.gateway.store import PENDING, CallRecord, KeyReusedError, Store
 from gofer.rmi import wire
 from gofer.rmi.fanout import Outcome
+from gofer.rmi.policy import Call
 
 log = logging.getLogger(__name__)
 
@@ -193,29 +194,39 @@ class Api:
                 return found
         raise ApiError(409, "an earlier request with this Idempotency-Key is still being sent")
 
-    async def send(self, call: Any, record: CallRecord, caller: Caller) -> None:
-        loop = asyncio.get_running_loop()
-        sending: asyncio.Future[None] = loop.create_future()
+    async def send(self, call: Call, record: CallRecord, caller: Caller) -> None:
+        """Send the call's request; the store says ``accepted`` once the broker has it.
+
+        The send and its bookkeeping run as a task of their own, shielded:
+        a caller that hangs up meanwhile does not leave a request sent but
+        forgotten (its retry, with the same key, finds the call).
+
+        Raises:
+            ApiError: the broker did not take it (the call is forgotten).
+        """
+        sending = asyncio.ensure_future(self._send(call, record, caller))
         self._sending[record.sn] = sending
+        sending.add_done_callback(lambda task: self._sent(record.sn, task))
+        try:
+            await asyncio.shield(sending)
+        except SendError as exc:
+            raise ApiError(exc.status, str(exc)) from None
+
+    def _sent(self, sn: str, task: asyncio.Future[None]) -> None:
+        del self._sending[sn]
+        if not task.cancelled():
+            task.exception()  # retrieved here: whoever waited may have gone
+
+    async def _send(self, call: Call, record: CallRecord, caller: Caller) -> None:
+        loop = asyncio.get_running_loop()
         try:
             await loop.run_in_executor(self.executor, self.sender.send, call, caller.credentials)
-        except SendError as exc:
+        except BaseException:
             self.store.discard(record.sn)
             self.figures.call(record.queue, "not_sent")
-            sending.set_exception(exc)
-            sending.exception()  # retrieved: nobody need wait for it
-            raise ApiError(exc.status, str(exc)) from None
-        except BaseException as exc:
-            self.store.discard(record.sn)
-            sending.set_exception(exc)
-            sending.exception()
             raise
-        else:
-            self.store.confirmed(record.sn)
-            self.figures.call(record.queue, "accepted")
-            sending.set_result(None)
-        finally:
-            del self._sending[record.sn]
+        self.store.confirmed(record.sn)
+        self.figures.call(record.queue, "accepted")
 
     def call_response(self, record: CallRecord, status: int) -> web.Response:
         location = f"/v1/calls/{record.sn}"

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from gofer.gateway import collector
+from gofer.gateway import collector, config
+from gofer.gateway.api import Api
+from gofer.gateway.config import Grant
+from gofer.gateway.events import Hub
+from gofer.gateway.figures import Figures
+from gofer.gateway.security import Caller, Gatekeeper
 from gofer.gateway.store import MAX_EVENTS, CallRecord, KeyReusedError, Store
 from gofer.messaging.adapter.model import Queue
 from gofer.messaging.connection import Connection
@@ -132,3 +139,43 @@ def test_calls_left_pending_by_a_stopped_gateway_are_dropped(tmp_path: Path) -> 
     with Store(tmp_path / "calls.sqlite") as again:
         assert again.drop_pending() == 1
         assert again.counts() == {"accepted": 1}
+
+
+def test_a_request_being_sent_when_its_caller_hangs_up_is_still_recorded() -> None:
+    released = threading.Event()
+
+    class SlowSender:
+        def send(self, call: object, credentials: object) -> None:
+            released.wait(5)
+
+    async def main(store: Store) -> None:
+        settings = config.parse({})
+        executor = concurrent.futures.ThreadPoolExecutor(1)
+        api = Api(
+            config=settings,
+            store=store,
+            sender=SlowSender(),  # type: ignore[arg-type]
+            hub=Hub(),
+            figures=Figures(),
+            gatekeeper=Gatekeeper(settings),
+            broker_state=dict,
+            executor=executor,
+        )
+        call = store.add(record("f1"))
+        caller = Caller("me", Grant("me"))
+        handler = asyncio.ensure_future(api.send(object(), call, caller))  # type: ignore[arg-type]
+        await asyncio.sleep(0.05)
+        handler.cancel()  # the HTTP caller went away
+        released.set()
+        for _ in range(100):
+            await asyncio.sleep(0.01)
+            found = store.get("f1")
+            if found is not None and found.state == "accepted":
+                break
+        executor.shutdown()
+        found = store.get("f1")
+        assert found is not None
+        assert found.state == "accepted"  # a retry with its key finds it
+
+    with Store(":memory:") as store:
+        asyncio.run(main(store))
