@@ -17,7 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
-from gofer.gateway.store import FINAL, CallRecord, Event, Store
+from gofer.gateway.store import CallRecord, Event, Store
 
 #: Seconds between comments on a quiet stream, so that proxies keep it open.
 KEEPALIVE = 15.0
@@ -85,13 +85,13 @@ async def stream_events(
     with hub.watch(sn) as changed:
         while True:
             changed.clear()
+            # The state before the events: a call final by then has its final
+            # event among those read next (the store adds both at once).
+            call = store.get(sn)
             for event in store.events(sn, after):
                 await response.write(sse(event))
                 after = event.id
-                if event.kind in FINAL:
-                    await response.write_eof()
-                    return response
-            if store.get(sn) is None:  # dropped meanwhile (kept too long, or too many)
+            if call is None or call.final:  # ended, dropped meanwhile, or resumed after its end
                 break
             try:
                 await asyncio.wait_for(changed.wait(), KEEPALIVE)
@@ -105,6 +105,10 @@ async def stream_events(
 STREAM_HEADERS: dict[str, Any] = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
+#: The largest event id taken (sqlite's integers are 64-bit).
+MAX_EVENT_ID = 2**62
+
+
 def last_event_id(request: web.Request) -> int:
     """The ``Last-Event-ID`` header (or ``?after=``) as a number; 0 when absent or not one."""
     text = request.headers.get("Last-Event-ID") or request.query.get("after") or "0"
@@ -112,7 +116,7 @@ def last_event_id(request: web.Request) -> int:
         value = int(text)
     except ValueError:
         return 0
-    return max(0, value)
+    return min(max(0, value), MAX_EVENT_ID)
 
 
 __all__ = ["Hub", "last_event_id", "sse", "stream_events", "wait_final"]

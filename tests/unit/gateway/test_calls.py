@@ -130,6 +130,10 @@ def test_events_stream_each_change_with_an_id_and_resume_after_the_last_seen(
         assert parse_sse(await resumed.text()) == events[-2:]
         call = await (await client.get(location, headers=AUTH)).json()
         assert call["progress"]["completed"] == 3
+        for past_the_end in (str(events[-1]["id"]), "9" * 30):
+            after = {**AUTH, "Last-Event-ID": past_the_end}
+            ended = await client.get(f"{location}/events", headers=after)
+            assert parse_sse(await ended.text()) == []  # ends at once, not waiting
 
     run_gateway(scenario)
 
