@@ -68,9 +68,11 @@ async def json_body(request: web.Request) -> dict[str, Any]:
         # aiohttp's text names the limit and the size: "Maximum request body size ..."
         raise ApiError(413, exc.text or "the body is too large") from exc
     try:
-        body = json.loads(raw, parse_constant=_no_constant)
+        body = json.loads(raw, parse_constant=_no_constant, parse_float=_finite)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(400, f"the body is not JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise ApiError(400, "the body nests too deep") from exc
     if not isinstance(body, dict):
         raise ApiError(400, "the body is a JSON object")
     return body
@@ -78,6 +80,13 @@ async def json_body(request: web.Request) -> dict[str, Any]:
 
 def _no_constant(name: str) -> None:
     raise ValueError(f"{name} is not JSON")
+
+
+def _finite(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError(f"{text} is too large a number")
+    return number
 
 
 def queue_name(value: Any, what: str = "agent queue") -> str:

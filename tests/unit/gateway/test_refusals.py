@@ -47,6 +47,18 @@ async def nothing_sent(client: Client) -> None:
             400,
             "NaN",
         ),
+        (
+            b'{"class": "Dog", "method": "bark", "args": [1e999]}',
+            {"Content-Type": "application/json"},
+            400,
+            "large",
+        ),
+        (
+            b'{"class": "Dog", "method": "bark", "args": ' + b"[" * 1500 + b"]" * 1500 + b"}",
+            {"Content-Type": "application/json"},
+            400,
+            "deep",
+        ),
         (b"class=Dog", {"Content-Type": "application/x-www-form-urlencoded"}, 415, "JSON"),
         (
             b'{"class": "Dog", "method": "bark", "x' + b"y" * 5000 + b'": 1}',
