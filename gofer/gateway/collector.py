@@ -14,11 +14,11 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from gofer.errors import GoferError, InvalidDocumentError, NotFoundError
+from gofer.errors import GoferError, InvalidDocumentError, NotFoundError, UnsupportedError
 from gofer.gateway import store as states
 from gofer.gateway.store import Store
 from gofer.messaging import auth
-from gofer.messaging.adapter.model import Broker, Queue
+from gofer.messaging.adapter.model import Broker, Queue, QueueType
 from gofer.messaging.connection import Connection, Reader
 from gofer.messaging.retry import Backoff
 from gofer.rmi import exceptions, wire
@@ -81,12 +81,25 @@ class Collector(threading.Thread):
             reader.close()
             self.connection.close()
 
+    def _declare(self) -> None:
+        """Declare the reply queue: durable; a quorum queue on a cluster.
+
+        On a cluster (a URL naming several nodes) a quorum queue, as the
+        callers' reply queues are (gofer.rmi.transport): the replies in it
+        outlive the node it was on. A broker without quorum queues gets a
+        classic one.
+        """
+        kind: QueueType = "quorum" if self.connection.broker.url.alternates else "classic"
+        try:
+            self.connection.declare_queue(Queue(self.queue, durable=True, queue_type=kind))
+        except UnsupportedError:
+            self.connection.declare_queue(Queue(self.queue, durable=True))
+
     def _open(self) -> Reader | None:
         """Declare the queue (retrying while the broker is away) and subscribe."""
-        durable = Queue(self.queue, durable=True, auto_delete=False)
         while not self._stopping.is_set():
             try:
-                self.connection.declare_queue(durable)
+                self._declare()
                 reader = self.connection.reader(self.queue, prefetch=PREFETCH)
                 reader.open()
             except GoferError as exc:
@@ -128,7 +141,7 @@ class Collector(threading.Thread):
 
     def _redeclare(self) -> None:
         try:
-            self.connection.declare_queue(Queue(self.queue, durable=True, auto_delete=False))
+            self._declare()
             self._ready.set()
         except GoferError as exc:
             log.error("cannot declare reply queue %s: %s", self.queue, exc)
