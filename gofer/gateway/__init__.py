@@ -10,8 +10,10 @@ sqlite, kept across restarts), :mod:`~gofer.gateway.collector` (the thread
 reading the gateway's durable reply queue into the store),
 :mod:`~gofer.gateway.broker` (sending requests and cancels, fan-out),
 :mod:`~gofer.gateway.security` (bearer tokens, HTTP Basic, allow-lists),
+:mod:`~gofer.gateway.checks` (what callers send, checked),
 :mod:`~gofer.gateway.events` (waiting for a call's events; Server-Sent
-Events), :mod:`~gofer.gateway.api` (the routes of API v1),
+Events), :mod:`~gofer.gateway.fanout` (streaming a fan-out's outcomes),
+:mod:`~gofer.gateway.api` (the routes of API v1),
 :mod:`~gofer.gateway.figures` (``/stats`` and ``/metrics``),
 :mod:`~gofer.gateway.openapi` (the OpenAPI document) and
 :mod:`~gofer.gateway.service` (the application put together, and run).

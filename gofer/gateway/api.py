@@ -12,14 +12,13 @@ import concurrent.futures
 import contextlib
 import json
 import logging
-import threading
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
-from gofer.gateway import checks, events, openapi
+from gofer.gateway import checks, events, fanout, openapi
 from gofer.gateway.broker import Request, Sender, SendError
 from gofer.gateway.checks import ApiError
 from gofer.gateway.config import GatewayConfig
@@ -28,7 +27,7 @@ from gofer.gateway.figures import CONTENT_TYPE, Figures
 from gofer.gateway.security import Caller, Gatekeeper, UnauthorizedError
 from gofer.gateway.store import PENDING, CallRecord, KeyReusedError, Store
 from gofer.rmi import wire
-from gofer.rmi.fanout import Outcome
+from gofer.rmi.fanout import Calls
 from gofer.rmi.policy import Call
 
 log = logging.getLogger(__name__)
@@ -285,75 +284,20 @@ class Api:
         self._fan_outs += 1
         self.figures.fanouts += 1
         try:
-            return await self.stream_fan_out(
-                request, queues, call_request, caller, wait, concurrency, sse
-            )
+
+            def start(on_progress: fanout.Progress) -> Calls:
+                return self.sender.fan_out(
+                    queues,
+                    call_request,
+                    wait=wait,
+                    concurrency=concurrency,
+                    credentials=caller.credentials,
+                    on_progress=on_progress,
+                )
+
+            return await fanout.stream(request, start, len(queues), sse, self.count_outcome)
         finally:
             self._fan_outs -= 1
-
-    async def stream_fan_out(  # noqa: PLR0917 - one caller, right above
-        self,
-        request: web.Request,
-        queues: list[str],
-        call_request: Request,
-        caller: Caller,
-        wait: float,
-        concurrency: int,
-        sse: bool,
-    ) -> web.StreamResponse:
-        loop = asyncio.get_running_loop()
-        inbox: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
-
-        def put(item: dict[str, Any] | None) -> None:
-            loop.call_soon_threadsafe(inbox.put_nowait, item)
-
-        def progress(agent: str, report: dict[str, Any]) -> None:
-            put({"agent": agent, "status": "progress", "sn": report.get("sn"), "progress": report})
-
-        calls = self.sender.fan_out(
-            queues,
-            call_request,
-            wait=wait,
-            concurrency=concurrency,
-            credentials=caller.credentials,
-            on_progress=progress,
-        )
-        totals = {"total": len(queues), "succeeded": 0, "other": 0}
-
-        def run() -> None:
-            try:
-                for outcome in calls:
-                    totals["succeeded" if outcome.ok else "other"] += 1
-                    put(shown_outcome(outcome))
-            except Exception as exc:  # the stream says so rather than ending silently
-                log.exception(
-                    "fan-out of %s.%s failed", call_request.classname, call_request.method
-                )
-                put({"status": "error", "error": {"type": type(exc).__name__, "message": str(exc)}})
-            finally:
-                put(None)
-
-        response = web.StreamResponse(headers=events.STREAM_HEADERS)
-        response.content_type = "text/event-stream" if sse else "application/x-ndjson"
-        await response.prepare(request)
-        thread = threading.Thread(target=run, name="gofer-gateway-fan-out", daemon=True)
-        thread.start()
-        number = 0
-        try:
-            while True:
-                item = await inbox.get()
-                if item is None:
-                    item = {"status": "end", **totals}
-                self.count_outcome(item)
-                number += 1
-                await response.write(framed(item, number, sse))
-                if item.get("status") == "end":
-                    break
-        except (ConnectionResetError, asyncio.CancelledError):
-            calls.cancel()  # the caller is gone: send no more, cancel those out
-            raise
-        await response.write_eof()
-        return response
 
     def count_outcome(self, item: dict[str, Any]) -> None:
         agent, status = item.get("agent"), item.get("status")
@@ -387,21 +331,6 @@ class Api:
         return json_response(shown, 200 if ready else 503)
 
 
-def shown_outcome(outcome: Outcome) -> dict[str, Any]:
-    """A fan-out outcome as streamed (``agent``, ``status``, ``sn``, ``result`` or ``error``)."""
-    return outcome.as_dict()
-
-
-def framed(item: dict[str, Any], number: int, sse: bool) -> bytes:
-    """One streamed item: an NDJSON line, or an SSE event (``outcome``, ``progress``, ``end``)."""
-    data = json.dumps(item)
-    if not sse:
-        return f"{data}\n".encode()
-    status = item.get("status")
-    kind = status if status in ("progress", "end", "error") else "outcome"
-    return f"id: {number}\nevent: {kind}\ndata: {data}\n\n".encode()
-
-
 def json_response(body: Any, status: int, headers: dict[str, str] | None = None) -> web.Response:
     return web.Response(
         text=json.dumps(body), status=status, content_type="application/json", headers=headers
@@ -419,4 +348,4 @@ def error(status: int, message: str, headers: Any = None, **extra: Any) -> web.R
 _KEPT_HEADERS = frozenset({"allow", "www-authenticate", "retry-after"})
 
 
-__all__ = ["Api", "error", "framed"]
+__all__ = ["Api", "error", "json_response"]

@@ -28,7 +28,7 @@ from gofer.messaging.retry import Backoff
 from gofer.messaging.url import Url
 from gofer.proxy import Fleet
 from gofer.rmi import transport
-from gofer.rmi.fanout import Calls, Outcome
+from gofer.rmi.fanout import Calls
 from gofer.rmi.options import Options
 from gofer.rmi.policy import Call
 
@@ -241,11 +241,6 @@ class Sender:
         )
 
 
-def outcome(found: Outcome) -> dict[str, Any]:
-    """A fan-out outcome as the API streams it."""
-    return found.as_dict()
-
-
 def authenticator(signing: Signing) -> auth.Authenticator | None:
     """The authenticator ``[signing]`` describes; None when signing is off.
 
@@ -267,4 +262,4 @@ def authenticator(signing: Signing) -> auth.Authenticator | None:
     return None
 
 
-__all__ = ["Request", "SendError", "Sender", "authenticator", "outcome"]
+__all__ = ["Request", "SendError", "Sender", "authenticator"]
