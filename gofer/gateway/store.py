@@ -137,6 +137,10 @@ class Event:
     data: Any
 
 
+class StoreError(GoferError):
+    """The database cannot be opened or read (a path, permission or disk problem)."""
+
+
 class KeyReusedError(GoferError):
     """An idempotency key came again with a different request."""
 
@@ -156,9 +160,9 @@ class Store:
         self.keep = keep
         self.max_kept = max_kept
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._db.row_factory = sqlite3.Row
-        with self._lock:
+        try:
+            self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+            self._db.row_factory = sqlite3.Row
             # WAL with synchronous=NORMAL: a commit survives a gateway crash;
             # only a power cut may take the last ones (the broker redelivers
             # the replies not yet acknowledged, which covers most of those).
@@ -166,6 +170,8 @@ class Store:
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the call database {path}: {exc}") from exc
 
     def close(self) -> None:
         with self._lock:
@@ -368,4 +374,4 @@ def _iso(epoch: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
 
 
-__all__ = ["STATES", "CallRecord", "Event", "KeyReusedError", "Store"]
+__all__ = ["STATES", "CallRecord", "Event", "KeyReusedError", "Store", "StoreError"]

@@ -16,7 +16,7 @@ from gofer.gateway.config import Grant
 from gofer.gateway.events import Hub
 from gofer.gateway.figures import Figures
 from gofer.gateway.security import Caller, Gatekeeper
-from gofer.gateway.store import MAX_EVENTS, CallRecord, KeyReusedError, Store
+from gofer.gateway.store import MAX_EVENTS, CallRecord, KeyReusedError, Store, StoreError
 from gofer.messaging.adapter.model import Queue
 from gofer.messaging.connection import Connection
 from gofer.testing import PluginHarness
@@ -179,3 +179,9 @@ def test_a_request_being_sent_when_its_caller_hangs_up_is_still_recorded() -> No
 
     with Store(":memory:") as store:
         asyncio.run(main(store))
+
+
+def test_a_database_that_cannot_be_opened_is_a_store_error(tmp_path: Path) -> None:
+    (tmp_path / "calls.sqlite").write_text("not a database, " * 100)
+    with pytest.raises(StoreError, match=r"calls\.sqlite"):
+        Store(tmp_path / "calls.sqlite")
