@@ -265,7 +265,9 @@ def test_installed_layout_is_self_contained(
     assert where == f"{installed}{python.sitelib}/gofer/__init__.py"
     assert version == VERSION
     assert "'amqp'" in adapters
-    assert scripts == "['gofer', 'goferd']"
+    # gofer-gateway is declared in the metadata; its command and unit come
+    # with its own subpackage (issue 16), which this build does not make yet.
+    assert scripts == "['gofer', 'gofer-gateway', 'goferd']"
     shebang = (installed / "usr/bin/goferd").read_text().splitlines()[0]
     assert shebang == f"#!{python.executable} -s"
     assert run(installed / "usr/bin/goferd", "--version", env=env).strip() == f"goferd {VERSION}"
