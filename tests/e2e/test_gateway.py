@@ -26,6 +26,7 @@ import pytest
 from gofer.messaging.connection import Connection
 from gofer.messaging.url import Url
 from tests.e2e.conftest import REPO, Goferd
+from tests.sse import parse_sse
 
 TOKEN = uuid.uuid4().hex
 
@@ -125,20 +126,7 @@ def call(gateway: Gateway, method: str, path: str, body: Any = None, **kws: Any)
 
 
 def sse(raw: bytes) -> list[dict[str, Any]]:
-    events = []
-    for block in raw.decode().strip().split("\n\n"):
-        fields = dict(
-            line.split(": ", 1) for line in block.splitlines() if not line.startswith(":")
-        )
-        if fields:
-            events.append(
-                {
-                    "id": int(fields["id"]),
-                    "event": fields["event"],
-                    "data": json.loads(fields["data"]),
-                }
-            )
-    return events
+    return parse_sse(raw.decode())
 
 
 @pytest.fixture(scope="module")

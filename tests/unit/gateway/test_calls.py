@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Callable
-from typing import Any
 
 from aiohttp.test_utils import TestClient
 
 from gofer.testing import PluginHarness
+from tests.sse import parse_sse
 from tests.unit.gateway.conftest import AUTH, OTHER
 
 Client = TestClient  # type: ignore[type-arg]
@@ -83,23 +82,6 @@ def test_an_unknown_method_is_a_failed_call_naming_it(
         assert call["error"]["type"] == "MemberNotFound"
 
     run_gateway(scenario)
-
-
-def parse_sse(text: str) -> list[dict[str, Any]]:
-    events = []
-    for block in text.strip().split("\n\n"):
-        fields = dict(
-            line.split(": ", 1) for line in block.splitlines() if not line.startswith(":")
-        )
-        if fields:
-            events.append(
-                {
-                    "id": int(fields["id"]),
-                    "event": fields["event"],
-                    "data": json.loads(fields["data"]),
-                }
-            )
-    return events
 
 
 def test_events_stream_each_change_with_an_id_and_resume_after_the_last_seen(

@@ -20,8 +20,8 @@ from gofer.gateway.store import MAX_EVENTS, CallRecord, KeyReusedError, Store, S
 from gofer.messaging.adapter.model import Queue
 from gofer.messaging.connection import Connection
 from gofer.testing import PluginHarness
+from tests.sse import parse_sse
 from tests.unit.gateway.conftest import AUTH, gateway_config, serving
-from tests.unit.gateway.test_calls import parse_sse
 
 
 def test_a_result_sent_while_the_gateway_is_down_is_there_after_its_restart(
