@@ -30,6 +30,8 @@ MAX_KEY = 255
 MAX_AGENTS = 10_000
 #: Most requests a fan-out has out at a time.
 MAX_CONCURRENCY = 1024
+#: Levels of lists and objects a body may nest.
+MAX_DEPTH = 64
 
 _CALL_KEYS = frozenset({"class", "method", "args", "kws", "cntr", "options"})
 _OPTIONS = frozenset({"ttl", "data", "secret", "user", "password"})
@@ -75,7 +77,26 @@ async def json_body(request: web.Request) -> dict[str, Any]:
         raise ApiError(400, "the body nests too deep") from exc
     if not isinstance(body, dict):
         raise ApiError(400, "the body is a JSON object")
+    if _too_deep(body, MAX_DEPTH):
+        # Python 3.13's decoder takes nesting that earlier ones refused; the
+        # body is then handed to code that recurses over it (signing, dumps).
+        raise ApiError(400, f"the body nests too deep: at most {MAX_DEPTH} levels")
     return body
+
+
+def _too_deep(value: Any, limit: int) -> bool:
+    """Whether ``value`` holds lists or objects nested more than ``limit`` deep."""
+    level: list[Any] = [value]
+    for _ in range(limit):
+        level = [
+            child
+            for item in level
+            for child in (item.values() if isinstance(item, dict) else item)
+            if isinstance(child, (dict, list))
+        ]
+        if not level:
+            return False
+    return True
 
 
 def _no_constant(name: str) -> None:

@@ -162,6 +162,9 @@ class Store:
         self._lock = threading.Lock()
         try:
             self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the call database {path}: {exc}") from exc
+        try:
             self._db.row_factory = sqlite3.Row
             # WAL with synchronous=NORMAL: a commit survives a gateway crash;
             # only a power cut may take the last ones (the broker redelivers
@@ -171,6 +174,7 @@ class Store:
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.executescript(_SCHEMA)
         except sqlite3.Error as exc:
+            self._db.close()  # not left for the garbage collector to find open
             raise StoreError(f"cannot open the call database {path}: {exc}") from exc
 
     def close(self) -> None:
