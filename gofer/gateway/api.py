@@ -18,7 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
-from gofer.gateway import checks, events, fanout, openapi
+from gofer.gateway import checks, events, fanout, openapi, page
 from gofer.gateway.broker import Request, Sender, SendError
 from gofer.gateway.checks import ApiError
 from gofer.gateway.config import GatewayConfig
@@ -85,6 +85,7 @@ class Api:
             web.get("/v1/calls", self.list_calls),
             web.post("/v1/calls", self.post_fan_out),
             web.get("/v1/openapi.json", self.get_openapi),
+            web.get("/", self.get_page),
             web.get("/stats", self.get_stats),
             web.get("/metrics", self.get_metrics),
             web.get("/healthz", self.get_healthz),
@@ -320,6 +321,10 @@ class Api:
 
     async def get_openapi(self, request: web.Request) -> web.Response:
         return json_response(openapi.document(), 200)
+
+    async def get_page(self, request: web.Request) -> web.Response:
+        # No credentials needed: the page holds no data; its script asks the API with a token.
+        return web.Response(body=page.HTML, content_type="text/html", headers=page.HEADERS)
 
     async def get_stats(self, request: web.Request) -> web.Response:
         await self.caller(request)  # names agent queues: not for anybody

@@ -374,6 +374,15 @@ _PATHS: dict[str, Any] = {
             "responses": {"200": {"description": "The OpenAPI document.", "content": {_JSON: {}}}},
         }
     },
+    "/": {
+        "get": {
+            "summary": "A page listing the caller's recent calls with their live progress.",
+            "description": "It asks for a token and calls GET /v1/calls and the event streams.",
+            "operationId": "getPage",
+            "security": [],
+            "responses": {"200": {"description": "The page.", "content": {"text/html": {}}}},
+        }
+    },
     "/stats": {
         "get": {
             "summary": "Counts per agent queue and outcome, broker connection, process figures.",
