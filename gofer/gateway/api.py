@@ -18,7 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
-from gofer.gateway import checks, events, fanout, openapi
+from gofer.gateway import checks, events, fanout, openapi, page
 from gofer.gateway.broker import Request, Sender, SendError
 from gofer.gateway.checks import ApiError
 from gofer.gateway.config import GatewayConfig
@@ -82,8 +82,10 @@ class Api:
             web.get("/v1/calls/{sn}", self.get_call),
             web.get("/v1/calls/{sn}/events", self.get_events),
             web.delete("/v1/calls/{sn}", self.delete_call),
+            web.get("/v1/calls", self.list_calls),
             web.post("/v1/calls", self.post_fan_out),
             web.get("/v1/openapi.json", self.get_openapi),
+            web.get("/", self.get_page),
             web.get("/stats", self.get_stats),
             web.get("/metrics", self.get_metrics),
             web.get("/healthz", self.get_healthz),
@@ -228,10 +230,15 @@ class Api:
         self.figures.call(record.queue, "accepted")
 
     def call_response(self, record: CallRecord, status: int) -> web.Response:
+        shown = self.shown(record)
+        return json_response(shown, status, headers={"Location": shown["links"]["self"]})
+
+    def shown(self, record: CallRecord) -> dict[str, Any]:
+        """The call as the API shows it, with its links."""
         location = f"/v1/calls/{record.sn}"
         shown = record.as_dict()
         shown["links"] = {"self": location, "events": f"{location}/events"}
-        return json_response(shown, status, headers={"Location": location})
+        return shown
 
     async def get_call(self, request: web.Request) -> web.Response:
         caller = await self.caller(request)
@@ -240,6 +247,12 @@ class Api:
         if wait > 0 and not record.final:
             record = await events.wait_final(self.store, self.hub, record.sn, wait) or record
         return self.call_response(record, 200)
+
+    async def list_calls(self, request: web.Request) -> web.Response:
+        caller = await self.caller(request)
+        limit = checks.limit_query(request)
+        calls = [self.shown(record) for record in self.store.recent(caller.name, limit)]
+        return json_response({"calls": calls}, 200)
 
     async def get_events(self, request: web.Request) -> web.StreamResponse:
         caller = await self.caller(request)
@@ -308,6 +321,10 @@ class Api:
 
     async def get_openapi(self, request: web.Request) -> web.Response:
         return json_response(openapi.document(), 200)
+
+    async def get_page(self, request: web.Request) -> web.Response:
+        # No credentials needed: the page holds no data; its script asks the API with a token.
+        return web.Response(body=page.HTML, content_type="text/html", headers=page.HEADERS)
 
     async def get_stats(self, request: web.Request) -> web.Response:
         await self.caller(request)  # names agent queues: not for anybody

@@ -206,6 +206,23 @@ def wait_query(request: web.Request, config: GatewayConfig) -> float:
     return wait
 
 
+#: The most calls one listing shows.
+MAX_LIMIT = 500
+
+
+def limit_query(request: web.Request, default: int = 50) -> int:
+    """``?limit=N``: how many calls to list, 1 to ``MAX_LIMIT``; ``default`` when absent."""
+    text = request.query.get("limit")
+    if text is None:
+        return default
+    if not (text.isascii() and text.isdigit()) or len(text) > 6:
+        raise ApiError(400, f"limit is a whole number from 1 to {MAX_LIMIT}")
+    limit = int(text)
+    if not 1 <= limit <= MAX_LIMIT:
+        raise ApiError(400, f"limit is from 1 to {MAX_LIMIT}")
+    return limit
+
+
 def idempotency_key(request: web.Request) -> str | None:
     """The ``Idempotency-Key`` header, checked; None when absent."""
     key = request.headers.get("Idempotency-Key")
@@ -257,6 +274,7 @@ __all__ = [
     "fan_out_limits",
     "idempotency_key",
     "json_body",
+    "limit_query",
     "queue_name",
     "wait_query",
 ]

@@ -311,6 +311,35 @@ _PATHS: dict[str, Any] = {
         }
     },
     "/v1/calls": {
+        "get": {
+            "summary": "The caller's recent calls, newest first.",
+            "operationId": "listCalls",
+            "parameters": [
+                {
+                    "name": "limit",
+                    "in": "query",
+                    "required": False,
+                    "description": "How many calls, at most.",
+                    "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 50},
+                }
+            ],
+            "responses": {
+                "200": {
+                    "description": "The calls.",
+                    "content": {
+                        _JSON: {
+                            "schema": {
+                                "type": "object",
+                                "required": ["calls"],
+                                "properties": {"calls": {"type": "array", "items": _ref("Call")}},
+                            }
+                        }
+                    },
+                },
+                "400": _ERRORS["400"],
+                "401": _ERRORS["401"],
+            },
+        },
         "post": {
             "summary": "Call a method on many agents (fan-out); outcomes are streamed.",
             "description": (
@@ -335,7 +364,7 @@ _PATHS: dict[str, Any] = {
                 "415": _error("The body is not sent as application/json."),
                 "429": _error("Too many fan-outs are running."),
             },
-        }
+        },
     },
     "/v1/openapi.json": {
         "get": {
@@ -343,6 +372,15 @@ _PATHS: dict[str, Any] = {
             "operationId": "getOpenapi",
             "security": [],
             "responses": {"200": {"description": "The OpenAPI document.", "content": {_JSON: {}}}},
+        }
+    },
+    "/": {
+        "get": {
+            "summary": "A page listing the caller's recent calls with their live progress.",
+            "description": "It asks for a token and calls GET /v1/calls and the event streams.",
+            "operationId": "getPage",
+            "security": [],
+            "responses": {"200": {"description": "The page.", "content": {"text/html": {}}}},
         }
     },
     "/stats": {

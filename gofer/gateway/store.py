@@ -60,6 +60,7 @@ CREATE TABLE IF NOT EXISTS calls (
 CREATE UNIQUE INDEX IF NOT EXISTS calls_key ON calls (caller, idempotency_key)
     WHERE idempotency_key IS NOT NULL;
 CREATE INDEX IF NOT EXISTS calls_updated ON calls (updated);
+CREATE INDEX IF NOT EXISTS calls_caller ON calls (caller, created);
 CREATE TABLE IF NOT EXISTS events (
     sn TEXT NOT NULL REFERENCES calls (sn) ON DELETE CASCADE,
     id INTEGER NOT NULL,
@@ -227,6 +228,16 @@ class Store:
         with self._lock:
             row = self._db.execute("SELECT * FROM calls WHERE sn = ?", (sn,)).fetchone()
         return None if row is None else _record(row)
+
+    def recent(self, caller: str, limit: int) -> list[CallRecord]:
+        """The last ``limit`` calls ``caller`` made, newest first (those being sent left out)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT * FROM calls WHERE caller = ? AND state != ?"
+                " ORDER BY created DESC, rowid DESC LIMIT ?",
+                (caller, PENDING, limit),
+            ).fetchall()
+        return [_record(row) for row in rows]
 
     def _by_key(self, caller: str, key: str) -> CallRecord | None:
         row = self._db.execute(

@@ -25,6 +25,16 @@ class Dog:
         return f"fetched {n}"
 
     @remote
+    def walk(self, steps, pause):
+        ctx = Context.current()
+        ctx.progress.total = steps
+        for _ in range(steps):
+            time.sleep(pause)
+            ctx.progress.completed += 1
+            ctx.progress.report()
+        return f"walked {steps}"
+
+    @remote
     def sleep(self, seconds):
         ctx = Context.current()
         deadline = time.monotonic() + seconds

@@ -189,3 +189,28 @@ def test_a_caller_sees_only_its_own_calls(
         assert (await client.get(f"{location}/events", headers=other)).status == 404
 
     run_gateway(scenario)
+
+
+def test_the_listing_shows_the_callers_own_calls_newest_first(
+    kennel: PluginHarness, run_gateway: Callable[..., None]
+) -> None:
+    async def scenario(client: Client) -> None:
+        made = []
+        for text in ("one", "two", "three"):
+            body = {"class": "Dog", "method": "bark", "args": [text]}
+            url = f"/v1/agents/{kennel.queue}/calls?wait=10"
+            made.append((await (await client.post(url, json=body, headers=AUTH)).json())["sn"])
+        response = await client.get("/v1/calls?limit=2", headers=AUTH)
+        assert response.status == 200
+        calls = (await response.json())["calls"]
+        assert [call["sn"] for call in calls] == made[::-1][:2]
+        assert calls[0]["result"] == "woof three"
+        assert calls[0]["links"]["events"] == f"/v1/calls/{made[2]}/events"
+        other = {"Authorization": f"Bearer {OTHER}"}
+        assert (await (await client.get("/v1/calls", headers=other)).json()) == {"calls": []}
+        assert (await client.get("/v1/calls")).status == 401
+        for bad in ("0", "501", "x", "-1", "1.5"):
+            response = await client.get(f"/v1/calls?limit={bad}", headers=AUTH)
+            assert response.status == 400, bad
+
+    run_gateway(scenario)
