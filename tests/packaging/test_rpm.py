@@ -65,6 +65,15 @@ TOOLS = {
     "/usr/share/man/man1/gofer.1",
     "/usr/share/bash-completion/completions/gofer",
 }
+#: gofer-gateway's fixed files; its Python package (gofer/gateway) is added from the source.
+GATEWAY = {
+    "/etc/gofer",
+    "/etc/gofer/gateway.conf",
+    "/usr/bin/gofer-gateway",
+    "/usr/lib/systemd/system/gofer-gateway.service",
+}
+#: The gateway's package, in gofer-gateway rather than the library (it needs aiohttp).
+GATEWAY_PACKAGE = "gofer/gateway"
 
 
 def payload(rpm: Path) -> set[str]:
@@ -148,7 +157,8 @@ def test_source_holds_no_build_litter(build: Build) -> None:
 def test_packages_are_the_expected_ones(build: Build) -> None:
     adapters = adapters_in(source_members(build))
     assert "amqp" in adapters
-    expected = {"gofer", "gofer-tools", "python3-gofer"} | {f"python3-gofer-{a}" for a in adapters}
+    expected = {"gofer", "gofer-tools", "gofer-gateway", "python3-gofer"}
+    expected |= {f"python3-gofer-{a}" for a in adapters}
     assert set(build.rpms) == expected
     versions = {run("rpm", "-qp", "--qf", "%{VERSION}", rpm) for rpm in build.rpms.values()}
     assert versions == {VERSION.replace(".dev", "~dev")}
@@ -162,9 +172,15 @@ def test_tools_payload(build: Build) -> None:
     assert payload(build.rpms["gofer-tools"]) == TOOLS
 
 
+def test_gateway_payload(build: Build, python: Python) -> None:
+    expected = GATEWAY | installed_as(source_members(build), GATEWAY_PACKAGE, python)
+    assert payload(build.rpms["gofer-gateway"]) == expected
+
+
 def test_library_payload(build: Build, python: Python) -> None:
     members = source_members(build)
     expected = installed_as(members, "gofer", python)
+    expected -= installed_as(members, GATEWAY_PACKAGE, python)
     # Built adapters are packages of their own; the optional ones not built
     # (no __init__.py yet) are left out altogether.
     for adapter in {*adapters_in(members), *OPTIONAL_ADAPTERS}:
@@ -202,6 +218,14 @@ def test_gofer_files_attributes(build: Build) -> None:
     assert files["/usr/share/doc/gofer/README.md"][2] == "d"
 
 
+def test_gateway_files_attributes(build: Build) -> None:
+    files = file_attributes(build.rpms["gofer-gateway"])
+    assert {user for _, user, _ in files.values()} == {"root"}
+    # It holds the callers' tokens: root's alone, and kept when edited.
+    assert files["/etc/gofer/gateway.conf"] == ("-rw-------", "root", "cn")
+    assert files["/usr/bin/gofer-gateway"][0] == "-rwxr-xr-x"
+
+
 def test_requirements(build: Build) -> None:
     def requires(package: str) -> set[str]:
         text = run("rpm", "-qp", "--requires", build.rpms[package])
@@ -212,6 +236,8 @@ def test_requirements(build: Build) -> None:
     any_adapter = "(python3-gofer-amqp or python3-gofer-proton or python3-gofer-qpid)"
     assert {library, any_adapter} <= requires("gofer")
     assert {library, any_adapter} <= requires("gofer-tools")
+    assert {library, any_adapter, "python3-aiohttp >= 3.8"} <= requires("gofer-gateway")
+    assert not [r for r in requires("python3-gofer") if "aiohttp" in r]
     assert "python3 >= 3.9" in requires("python3-gofer")
     assert not [r for r in requires("python3-gofer") if "amqp" in r or "proton" in r]
     assert {library, "python3-amqp >= 5.2"} <= requires("python3-gofer-amqp")
@@ -265,8 +291,6 @@ def test_installed_layout_is_self_contained(
     assert where == f"{installed}{python.sitelib}/gofer/__init__.py"
     assert version == VERSION
     assert "'amqp'" in adapters
-    # gofer-gateway is declared in the metadata; its command and unit come
-    # with its own subpackage (issue 16), which this build does not make yet.
     assert scripts == "['gofer', 'gofer-gateway', 'goferd']"
     shebang = (installed / "usr/bin/goferd").read_text().splitlines()[0]
     assert shebang == f"#!{python.executable} -s"
